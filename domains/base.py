@@ -1,0 +1,218 @@
+"""The contract every domain implements: tools, policy, a forkable state, policy rules.
+
+A *domain* is an executable world an agent acts in (tau2 retail, a BFCL API class, a user's
+own module). Everything the pipeline does with a domain goes through the classes here, so
+the checks, the verifier, the samplers and the graphs never special-case one domain.
+
+State is modelled as *tables of records* (``orders["#W123"]``, ``users["sara_doe_496"]``):
+that is what lets a fork be cheap (copy-on-write per record), a diff list only the touched
+records (the paper's diff_patch) and two states be compared without dumping whole databases.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from apigen_mt.tools.executor import ExecutionTrace
+
+
+class ToolKind(str, Enum):
+    """Whether a tool only looks things up or changes the state (the API sampler's split)."""
+
+    READ = "read"
+    WRITE = "write"
+    OTHER = "other"  # neither: think, calculate, transfer to a human
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """One callable API of a domain, described the way an LLM sees it."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any]  # JSON schema of the arguments object
+    kind: ToolKind = ToolKind.READ
+
+    def openai_schema(self) -> dict[str, Any]:
+        """The tool in OpenAI function-calling form."""
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": dict(self.parameters),
+            },
+        }
+
+
+class ToolError(Exception):
+    """A call that did not succeed. ``str(error)`` reads like a real API's error message."""
+
+    stage = "execution"
+
+
+class UnknownToolError(ToolError):
+    """The call names a tool the domain does not have."""
+
+
+class ArgumentError(ToolError):
+    """Argument names or types do not match the tool's schema."""
+
+
+class ToolExecutionError(ToolError):
+    """The API itself refused the call (a business rule, a missing record, ...)."""
+
+
+class DomainError(Exception):
+    """A domain cannot be found, imported or built; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class RecordChange:
+    """One record whose value differs from the pristine state.
+
+    ``before`` is None for an added record, ``after`` None for a removed one. Values are plain
+    JSON-able data, so a change can be shown to an LLM judge or written to disk as is.
+    """
+
+    table: str
+    key: str
+    before: Any
+    after: Any
+
+
+class Environment(ABC):
+    """A live, mutable copy of a domain's state with its tools bound to it.
+
+    Made by :meth:`Domain.new_env` (a cheap fork of the pristine state) or :meth:`fork` (a
+    snapshot of this one). Implementations raise :class:`ToolError` subclasses from
+    :meth:`execute`; anything else escaping is a bug in the domain, and the executor turns it
+    into a :class:`ToolExecutionError` so a run never dies on it.
+    """
+
+    domain: "Domain"
+
+    @abstractmethod
+    def execute(self, name: str, arguments: Mapping[str, Any]) -> Any:
+        """Run one tool call; return its observation (JSON-able data or a string)."""
+
+    @abstractmethod
+    def changed_records(self) -> Iterable[RecordChange]:
+        """Every record whose current value differs from the pristine state."""
+
+    @abstractmethod
+    def record(self, table: str, key: str) -> Any:
+        """The current value of one record as JSON-able data, or None if absent."""
+
+    @abstractmethod
+    def fork(self) -> "Environment":
+        """An independent copy of the current state (for snapshots and what-ifs)."""
+
+
+@dataclass(frozen=True)
+class PolicyRule:
+    """One domain rule written as an executable check over an execution trace.
+
+    ``check`` returns one violation message per breach (empty when the trace complies); each
+    message should say what happened and what the policy requires, since it goes back to the
+    generator as feedback. ``tools`` names the tools the rule is about, so the policy sampler
+    can show the generator only the rules relevant to the APIs it sampled.
+    """
+
+    name: str
+    description: str
+    tools: tuple[str, ...]
+    check: Callable[["ExecutionTrace"], list[str]]
+
+
+@dataclass(frozen=True)
+class Persona:
+    """Who a simulated user is and how they talk."""
+
+    id: str
+    description: str
+    style: str
+
+    def render(self) -> str:
+        return f"{self.description} {self.style}"
+
+
+class Domain(ABC):
+    """A tool-using world: tools, policy text, pristine state, rules and sampling hooks."""
+
+    name: str = ""
+    description: str = ""
+    persona_set: str | None = None  # file stem under domains/personas/
+    _personas: list[Persona] | None = None
+
+    # -- the essentials -------------------------------------------------------------
+    @property
+    @abstractmethod
+    def policy(self) -> str:
+        """The domain policy the assistant must follow (its system prompt)."""
+
+    @property
+    @abstractmethod
+    def tools(self) -> list[ToolSpec]:
+        """The tools, in a stable order."""
+
+    @abstractmethod
+    def new_env(self) -> Environment:
+        """A fresh environment forked from the pristine state."""
+
+    # -- rules and sampling hooks, with neutral defaults --------------------------------
+    @property
+    def policy_rules(self) -> list[PolicyRule]:
+        return []
+
+    def tool(self, name: str) -> ToolSpec | None:
+        """The spec of one tool, or None."""
+        index = self.__dict__.get("_tool_index")
+        if index is None:
+            index = self.__dict__["_tool_index"] = {t.name: t for t in self.tools}
+        return index.get(name)
+
+    def user_ids(self) -> list[str]:
+        """Ids of the users (or scenarios) the domain-data sampler can draw from."""
+        return []
+
+    def user_context(self, user_id: str) -> dict[str, Any]:
+        """One user's record and the records that belong to them, as JSON-able data."""
+        raise DomainError(f"domain {self.name!r} has no per-user data")
+
+    def example_blueprints(self) -> list[Any]:
+        """Few-shot examples; for benchmark-derived domains, from a *train* split only."""
+        return []
+
+    @property
+    def personas(self) -> list[Persona]:
+        if self._personas is None:
+            from apigen_mt.domains.personas import load_personas
+
+            self._personas = load_personas(self.persona_set) if self.persona_set else []
+        return self._personas
+
+    def sample_persona(self, rng: random.Random) -> Persona | None:
+        return rng.choice(self.personas) if self.personas else None
+
+    def tool_counts(self) -> dict[str, int]:
+        counts = {kind.value: 0 for kind in ToolKind}
+        for spec in self.tools:
+            counts[spec.kind.value] += 1
+        return counts
+
+
+@dataclass
+class DomainInfo:
+    """A registered domain's name and how to build it (used by the registry)."""
+
+    name: str
+    factory: Callable[[], Domain]
+    summary: str = ""
+    tags: tuple[str, ...] = field(default_factory=tuple)

@@ -1,0 +1,97 @@
+"""Finds domains by name: the built-in ones, or a user's module given by its import path.
+
+``get_domain("retail")`` builds a shipped domain; ``get_domain("mypkg.mydomain")`` imports a
+user module that defines ``DOMAIN`` (a :class:`Domain` instance) or ``get_domain()``
+returning one (see ``domains/library`` for the template). Domains are built once per
+process: loading pristine data is the expensive part, and environments fork from it.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Callable, Mapping
+
+from apigen_mt.domains.base import Domain, DomainError
+
+
+def _builtin(module: str, attribute: str, *args: str) -> Callable[[], Domain]:
+    def build() -> Domain:
+        return getattr(importlib.import_module(f"apigen_mt.domains.{module}"), attribute)(*args)
+
+    return build
+
+
+BUILTIN: dict[str, tuple[Callable[[], Domain], str]] = {
+    "retail": (_builtin("retail", "RetailDomain"), "tau2-bench retail"),
+    "airline": (_builtin("airline", "AirlineDomain"), "tau2-bench airline"),
+}
+
+
+def builtin_names() -> list[str]:
+    return list(BUILTIN)
+
+
+@functools.cache
+def get_domain(name: str) -> Domain:
+    """The domain called ``name`` (built-in) or defined by the module at import path ``name``."""
+    if name in BUILTIN:
+        return BUILTIN[name][0]()
+    if "." not in name:
+        raise DomainError(
+            f"unknown domain {name!r}. Built-in domains: {', '.join(BUILTIN)}. "
+            "A custom domain is given by its module path, e.g. --domain mypkg.mydomain"
+        )
+    return load_domain_module(name)
+
+
+def load_domain_module(path: str) -> Domain:
+    """Import a user domain module and return the domain it defines."""
+    try:
+        module = importlib.import_module(path)
+    except ModuleNotFoundError as error:
+        raise DomainError(
+            f"cannot import domain module {path!r}: {error}. Is it installed or on PYTHONPATH?"
+        ) from error
+    except Exception as error:  # a broken user module must not look like our crash
+        raise DomainError(f"domain module {path!r} failed to import: {type(error).__name__}: {error}") from error
+    candidate = getattr(module, "DOMAIN", None)
+    if candidate is None and callable(getattr(module, "get_domain", None)):
+        try:
+            candidate = module.get_domain()
+        except Exception as error:
+            raise DomainError(f"{path}.get_domain() failed: {type(error).__name__}: {error}") from error
+    if not isinstance(candidate, Domain):
+        raise DomainError(
+            f"domain module {path!r} must define DOMAIN (a apigen_mt.domains.base.Domain) "
+            f"or get_domain() returning one; found {type(candidate).__name__}"
+        )
+    problems = domain_problems(candidate)
+    if problems:
+        raise DomainError(f"domain module {path!r} is not usable: " + "; ".join(problems))
+    return candidate
+
+
+def domain_problems(domain: Domain) -> list[str]:
+    """Contract violations that would only surface later as confusing errors."""
+    problems = []
+    if not domain.name:
+        problems.append("it has no name")
+    try:
+        tools = domain.tools
+    except Exception as error:
+        return problems + [f"its tools cannot be listed: {error}"]
+    if not tools:
+        problems.append("it has no tools")
+    names = [t.name for t in tools]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        problems.append(f"duplicate tool names: {duplicates}")
+    for spec in tools:
+        if not isinstance(spec.parameters, Mapping) or spec.parameters.get("type") != "object":
+            problems.append(f"tool {spec.name!r} parameters must be a JSON schema of type object")
+    try:
+        domain.new_env()
+    except Exception as error:
+        problems.append(f"new_env() failed: {type(error).__name__}: {error}")
+    return problems

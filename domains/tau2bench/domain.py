@@ -1,0 +1,94 @@
+"""Base class of the tau2-bench domains: pristine data loaded once, tools from tau2 itself."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any, ClassVar
+
+from apigen_mt.domains.base import Domain, ToolKind, ToolSpec
+from apigen_mt.domains.tau2bench.environment import Tau2Environment
+from apigen_mt.domains.tau2bench.runtime import import_tau2
+from apigen_mt.tools.cow_table import CowTable
+from apigen_mt.tools.json_schema import inline_refs
+
+_KINDS = {"read": ToolKind.READ, "write": ToolKind.WRITE}
+
+
+@functools.cache
+def _load_pristine(tau2_name: str) -> tuple[Any, type, type, str]:
+    """(pristine db, db class, toolkit class, policy text) of one tau2 domain, per process."""
+    env_module = import_tau2(f"domains.{tau2_name}.environment")
+    environment = env_module.get_environment()
+    toolkit = environment.tools
+    return toolkit.db, type(toolkit.db), type(toolkit), environment.get_policy()
+
+
+class Tau2Domain(Domain):
+    """A tau2-bench domain; subclasses set ``tau2_name`` and the sampling hooks."""
+
+    tau2_name: ClassVar[str] = ""
+
+    def __init__(self) -> None:
+        self._pristine, self.db_class, self.toolkit_class, self._policy = _load_pristine(self.tau2_name)
+        self._table_names = [
+            name
+            for name, value in vars(self._pristine).items()
+            if isinstance(value, dict)
+        ]
+        self._dumps: dict[tuple[str, str], Any] = {}
+        self._tools = self._build_tool_specs()
+
+    # -- Domain --------------------------------------------------------------------------
+    @property
+    def policy(self) -> str:
+        return self._policy
+
+    @property
+    def tools(self) -> list[ToolSpec]:
+        return self._tools
+
+    def new_env(self) -> Tau2Environment:
+        tables = {name: CowTable(getattr(self._pristine, name)) for name in self._table_names}
+        return Tau2Environment(self, tables)
+
+    def example_blueprints(self) -> list[Any]:
+        from apigen_mt.domains.tau2bench.tasks import tau2_blueprints
+
+        return tau2_blueprints(self.tau2_name, "train")
+
+    # -- helpers for subclasses and the environment ------------------------------------------
+    @property
+    def pristine(self) -> Any:
+        """The shared pristine tau2 database: read it, never change it."""
+        return self._pristine
+
+    def pristine_dump(self, table: str, key: str) -> Any:
+        """A pristine record as JSON data, cached (diffs compare against it often)."""
+        cache_key = (table, key)
+        if cache_key not in self._dumps:
+            self._dumps[cache_key] = getattr(self._pristine, table)[key].model_dump(mode="json")
+        return self._dumps[cache_key]
+
+    def _build_tool_specs(self) -> list[ToolSpec]:
+        toolkit_module = import_tau2("environment.toolkit")
+        toolkit = self.toolkit_class(self._pristine)
+        kinds = toolkit_module.get_tool_types(toolkit)
+        specs = []
+        for name, tool in toolkit.get_tools().items():
+            function = tool.openai_schema["function"]
+            specs.append(
+                ToolSpec(
+                    name=name,
+                    description=function.get("description", ""),
+                    parameters=inline_refs(function.get("parameters", {"type": "object", "properties": {}})),
+                    kind=_KINDS.get(getattr(kinds[name], "value", str(kinds[name])), ToolKind.OTHER),
+                )
+            )
+        return specs
+
+    @classmethod
+    def data_path(cls) -> Path:
+        """Where tau2 keeps this domain's data files (policy, db, tasks)."""
+        utils = import_tau2(f"domains.{cls.tau2_name}.utils")
+        return Path(getattr(utils, f"{cls.tau2_name.upper()}_DB_PATH")).parent

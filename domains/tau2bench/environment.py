@@ -1,0 +1,80 @@
+"""A tau2 environment whose database tables are copy-on-write views of the pristine one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from apigen_mt.domains.base import (
+    ArgumentError,
+    Environment,
+    RecordChange,
+    ToolExecutionError,
+    UnknownToolError,
+)
+from apigen_mt.tools import arithmetic
+from apigen_mt.tools.cow_table import CowTable
+from apigen_mt.tools.json_schema import argument_errors
+
+if TYPE_CHECKING:  # pragma: no cover
+    from apigen_mt.domains.tau2bench.domain import Tau2Domain
+
+
+def to_jsonable(value: Any) -> Any:
+    """tau2 return values (pydantic models, lists, dicts) as plain JSON data."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(item) for item in value]
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+class Tau2Environment(Environment):
+    """tau2's own toolkit class, bound to a database made of :class:`CowTable`s."""
+
+    def __init__(self, domain: "Tau2Domain", tables: dict[str, CowTable]) -> None:
+        self.domain = domain
+        self._tables = tables
+        database = domain.db_class.model_construct(**tables)
+        self._toolkit = domain.toolkit_class(database)
+
+    def execute(self, name: str, arguments: Mapping[str, Any]) -> Any:
+        spec = self.domain.tool(name)
+        if spec is None:
+            raise UnknownToolError(f"Tool '{name}' not found.")
+        problems = argument_errors(arguments, spec.parameters)
+        if problems:
+            raise ArgumentError(f"Invalid arguments for {name}: " + "; ".join(problems))
+        if name == "calculate":
+            try:
+                return arithmetic.calculate(arguments["expression"])
+            except ValueError as error:
+                raise ToolExecutionError(str(error)) from None
+        try:
+            result = getattr(self._toolkit, name)(**arguments)
+        except Exception as error:  # tau2 signals business failures with plain exceptions
+            raise ToolExecutionError(str(error) or type(error).__name__) from error
+        return to_jsonable(result)
+
+    def changed_records(self) -> Iterator[RecordChange]:
+        for table_name, table in self._tables.items():
+            for key, pristine, current in table.touched():
+                before = self.domain.pristine_dump(table_name, key) if pristine is not None else None
+                after = current.model_dump(mode="json") if current is not None else None
+                if before != after:
+                    yield RecordChange(table_name, key, before, after)
+
+    def record(self, table: str, key: str) -> Any:
+        rows = self._tables.get(table)
+        if rows is None or key not in rows:
+            return None
+        return rows.peek(key).model_dump(mode="json")
+
+    def fork(self) -> "Tau2Environment":
+        return Tau2Environment(self.domain, {name: t.fork() for name, t in self._tables.items()})

@@ -1,0 +1,18 @@
+"""Policy check: the domain's rules, written as code, run over the execution trace."""
+
+from __future__ import annotations
+
+from apigen_mt.domains.base import Domain
+from apigen_mt.tools.executor import ExecutionTrace
+
+
+def policy_violations(domain: Domain, trace: ExecutionTrace) -> list[str]:
+    """``[rule name] message`` for every breach of every rule; a crashing rule is reported."""
+    reasons = []
+    for rule in domain.policy_rules:
+        try:
+            messages = rule.check(trace)
+        except Exception as error:  # a rule bug must not hide the other rules' findings
+            messages = [f"rule crashed ({type(error).__name__}: {error}); fix the rule"]
+        reasons.extend(f"[{rule.name}] {message}" for message in messages)
+    return reasons
