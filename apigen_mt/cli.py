@@ -1,0 +1,186 @@
+"""The ``apigen-mt`` command line.
+
+Each subcommand is a small function over the library; nothing here is needed to use
+apigen-mt programmatically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from apigen_mt import __version__
+from apigen_mt.domains.base import DomainError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.handler(args)
+    except DomainError as error:
+        print(f"apigen-mt: error: {error}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. piped into `head`
+        return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="apigen-mt",
+        description="Generate verified multi-turn function-calling data (APIGen-MT).",
+    )
+    parser.add_argument("--version", action="version", version=f"apigen-mt {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("domains", help="list the available domains with their tool counts")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(handler=cmd_domains)
+
+    p = sub.add_parser("import-tau2", help="write tau2-bench tasks as blueprints (JSONL)")
+    p.add_argument("--domain", required=True, choices=["retail", "airline"])
+    p.add_argument("--split", required=True, choices=["train", "test"])
+    p.add_argument("--out", required=True, type=Path, help="output .jsonl file")
+    p.set_defaults(handler=cmd_import_tau2)
+
+    p = sub.add_parser(
+        "validate",
+        help="run the format, execution and policy checks on blueprints (JSONL)",
+        description="One JSON line per blueprint: {id, passed, stage, reasons, diff}; stage is "
+        "the first failing stage (format, execution, policy) or ok.",
+    )
+    p.add_argument("file", type=Path, help="blueprints, one JSON object per line")
+    p.add_argument("--domain", required=True, help="a built-in domain name or a module path")
+    p.add_argument("--out", type=Path, help="write results here instead of standard output")
+    p.add_argument(
+        "--fail-on-reject", action="store_true", help="exit with status 1 if any blueprint fails"
+    )
+    p.set_defaults(handler=cmd_validate)
+    return parser
+
+
+# -- domains ---------------------------------------------------------------------------------
+def cmd_domains(args: argparse.Namespace) -> int:
+    from apigen_mt.domains.registry import BUILTIN, get_domain
+
+    rows = []
+    for name, (_, summary) in BUILTIN.items():
+        try:
+            domain = get_domain(name)
+        except DomainError as error:
+            rows.append({"name": name, "summary": summary, "error": str(error)})
+            continue
+        counts = domain.tool_counts()
+        rows.append({"name": name, "summary": summary, "tools": len(domain.tools), **counts})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'domain':<18} {'tools':>5} {'read':>5} {'write':>5} {'other':>5}  description")
+    for row in rows:
+        if "error" in row:
+            print(f"{row['name']:<18} {'-':>5} {'-':>5} {'-':>5} {'-':>5}  unavailable: {row['error']}")
+        else:
+            print(
+                f"{row['name']:<18} {row['tools']:>5} {row['read']:>5} {row['write']:>5} "
+                f"{row['other']:>5}  {row['summary']}"
+            )
+    print("\nA custom domain is used by its module path: --domain mypkg.mydomain "
+          "(template: domains/library).")
+    return 0
+
+
+# -- import-tau2 ---------------------------------------------------------------------------------
+def cmd_import_tau2(args: argparse.Namespace) -> int:
+    from apigen_mt.domains.tau2bench.tasks import tau2_blueprints
+
+    blueprints = tau2_blueprints(args.domain, args.split)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with _atomic_writer(args.out) as handle:
+        for blueprint in blueprints:
+            handle.write(json.dumps(blueprint.to_json(), ensure_ascii=False) + "\n")
+    print(f"wrote {len(blueprints)} {args.domain} {args.split} blueprints to {args.out}", file=sys.stderr)
+    return 0
+
+
+# -- validate ----------------------------------------------------------------------------------
+def read_jsonl(path: Path) -> Iterator[tuple[int, Any, str | None]]:
+    """``(line number, parsed value or None, error or None)`` for each non-blank line."""
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line), None
+            except json.JSONDecodeError as error:
+                yield number, None, f"line {number}: invalid JSON ({error.msg} at column {error.colno})"
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from apigen_mt.domains.registry import get_domain
+    from apigen_mt.tools.checks.validate import validate_blueprint
+
+    if not args.file.is_file():
+        raise DomainError(f"no such file: {args.file}")
+    domain = get_domain(args.domain)
+    stages: Counter[str] = Counter()
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+    # Results are written and flushed line by line: an interrupted run keeps what it did.
+    with args.out.open("w", encoding="utf-8") if args.out else _stdout() as out:
+        for number, raw, error in read_jsonl(args.file):
+            if error is not None:
+                row = {"id": None, "passed": False, "stage": "format", "reasons": [error], "diff": None}
+            else:
+                row = validate_blueprint(domain, raw).to_json()
+                if not row["passed"]:
+                    row["reasons"] = [f"line {number}: {reason}" for reason in row["reasons"]]
+            row["line"] = number
+            stages[row["stage"]] += 1
+            out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            out.flush()
+    total = sum(stages.values())
+    summary = ", ".join(f"{stage} {stages[stage]}" for stage in ("ok", "format", "execution", "policy") if stages[stage])
+    print(f"validated {total} blueprints against {domain.name}: {summary or 'none'}"
+          + (f"; results in {args.out}" if args.out else ""), file=sys.stderr)
+    return 1 if args.fail_on_reject and stages["ok"] < total else 0
+
+
+# -- helpers -------------------------------------------------------------------------------------
+class _atomic_writer:
+    """Write to ``path.tmp`` and rename on success, so a crash never leaves half a file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.tmp = path.with_name(path.name + ".tmp")
+
+    def __enter__(self) -> TextIO:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = self.tmp.open("w", encoding="utf-8")
+        return self.handle
+
+    def __exit__(self, kind: Any, *_: Any) -> None:
+        self.handle.close()
+        if kind is None:
+            self.tmp.replace(self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+
+class _stdout:
+    def __enter__(self) -> TextIO:
+        return sys.stdout
+
+    def __exit__(self, *_: Any) -> None:
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
