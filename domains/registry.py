@@ -25,6 +25,15 @@ def _builtin(module: str, attribute: str, *args: str) -> Callable[[], Domain]:
 BUILTIN: dict[str, tuple[Callable[[], Domain], str]] = {
     "retail": (_builtin("retail", "RetailDomain"), "tau2-bench retail"),
     "airline": (_builtin("airline", "AirlineDomain"), "tau2-bench airline"),
+    "library": (_builtin("library", "get_domain"), "example: a public library (template for custom domains)"),
+    "bfcl.file_system": (_builtin("bfcl", "single_class_domain", "file_system"), "BFCL GorillaFileSystem"),
+    "bfcl.math": (_builtin("bfcl", "single_class_domain", "math"), "BFCL MathAPI"),
+    "bfcl.message": (_builtin("bfcl", "single_class_domain", "message"), "BFCL MessageAPI"),
+    "bfcl.posting": (_builtin("bfcl", "single_class_domain", "posting"), "BFCL TwitterAPI"),
+    "bfcl.ticket": (_builtin("bfcl", "single_class_domain", "ticket"), "BFCL TicketAPI"),
+    "bfcl.trading": (_builtin("bfcl", "single_class_domain", "trading"), "BFCL TradingBot"),
+    "bfcl.travel": (_builtin("bfcl", "single_class_domain", "travel"), "BFCL TravelAPI"),
+    "bfcl.vehicle": (_builtin("bfcl", "single_class_domain", "vehicle"), "BFCL VehicleControlAPI"),
 }
 
 

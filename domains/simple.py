@@ -104,6 +104,8 @@ def tool(
     the function's name and the summary of its docstring. The function itself is returned
     unchanged, so it can still be called directly (``borrow_book(db, member_id=...)``).
     """
+    if isinstance(function, str):
+        raise DomainError(f"write @tool(kind={function!r}), not @tool({function!r})")
     try:
         tool_kind = ToolKind(kind.value if isinstance(kind, ToolKind) else kind)
     except ValueError:
@@ -191,6 +193,8 @@ def _strip_titles(schema: Any) -> Any:
                 continue
             if key in ("properties", "$defs", "definitions") and isinstance(value, dict):
                 out[key] = {name: _strip_titles(sub) for name, sub in value.items()}
+            elif key in ("default", "const", "enum", "examples"):  # data, not schema
+                out[key] = value
             else:
                 out[key] = _strip_titles(value)
         return out
@@ -209,7 +213,9 @@ def _type_hints(function: Callable[..., Any], tool_name: str, names: list[str]) 
     namespace = getattr(function, "__globals__", {})
     for name in names:
         annotation = function.__annotations__.get(name, inspect.Parameter.empty)
-        if isinstance(annotation, str):
+        for _ in range(2):  # twice: a quoted hint under `from __future__ import annotations`
+            if not isinstance(annotation, str):
+                break
             try:
                 annotation = eval(annotation, namespace)  # noqa: S307 - the user's own module
             except Exception as error:

@@ -2,7 +2,7 @@
 
 For every gold task (both splits, retail and airline) a conversation that replays the gold
 actions and says the expected outputs must get reward 1 from both; corrupted conversations
-(a write dropped, an argument changed, an output left unsaid, an extra write) must get the
+(a write dropped, an argument changed, an output left unsaid, a write repeated) must get the
 same reward from both, and ours must say why.
 """
 
@@ -108,5 +108,6 @@ def test_verdicts_match_tau2(name, request):
     # the corruptions really corrupt: almost every variant is rejected (by both evaluators)
     for label in ("write-dropped", "output-missing"):
         assert rejected.get(label, 0) == checked[label], (label, rejected, checked)
-    for label in ("argument-changed", "write-repeated"):
-        assert rejected.get(label, 0) >= 0.5 * checked[label], (label, rejected, checked)
+    assert rejected.get("argument-changed", 0) >= 0.5 * checked["argument-changed"], (rejected, checked)
+    # a repeated write usually errors (the order is no longer pending) and so changes nothing:
+    # both evaluators must then still accept, which is what that variant checks

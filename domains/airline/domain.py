@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from apigen_mt.domains.base import PolicyRule
 from apigen_mt.domains.tau2bench.domain import Tau2Domain
 
 
@@ -13,15 +12,6 @@ class AirlineDomain(Tau2Domain):
     description = "tau2-bench airline: reservations, changes, cancellations and baggage"
     tau2_name = "airline"
     persona_set = "airline"
-
-    @property
-    def policy_rules(self) -> list[PolicyRule]:
-        from apigen_mt.domains.airline.rules import RULES
-
-        return RULES
-
-    def user_ids(self) -> list[str]:
-        return sorted(self.pristine.users)
 
     def user_context(self, user_id: str) -> dict[str, Any]:
         """The user and their reservations (flights are searched by the agent)."""

@@ -6,7 +6,8 @@ call of a bare function name whose arguments are literals is accepted: strings, 
 (negative ones too), booleans, ``None``, and lists, tuples and dicts of those. Anything else
 (an attribute call like ``os.system(...)``, a nested call ``f(x=g())``, a name, ``*args``,
 an f-string, an expression such as ``1 + 2``) is rejected with a :class:`CallParseError`
-that says what was found and where.
+that says what was found and where; so are dunder names (``__import__(...)``). Parsing
+never runs anything: whether the name is a real tool is the environment's business.
 
 Positional arguments are mapped to parameter names with ``inspect.signature`` of the callable
 (``sort('report.txt')`` -> ``{"file_name": "report.txt"}``), so the result is always the
@@ -60,6 +61,8 @@ def parse_call(text: str, resolve: Resolver | Mapping[str, Any] | None = None) -
             f"({_segment(source, node.func)}) in {_short(source)}"
         )
     name = node.func.id
+    if name.startswith("__") and name.endswith("__"):
+        raise CallParseError(f"{name!r} is not a tool name (dunder names are refused) in {_short(source)}")
     positional = []
     for arg in node.args:
         if isinstance(arg, ast.Starred):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from apigen_mt.domains.base import PolicyRule
 from apigen_mt.domains.tau2bench.domain import Tau2Domain
 
 
@@ -13,15 +12,6 @@ class RetailDomain(Tau2Domain):
     description = "tau2-bench retail: customer service for an online store"
     tau2_name = "retail"
     persona_set = "retail"
-
-    @property
-    def policy_rules(self) -> list[PolicyRule]:
-        from apigen_mt.domains.retail.rules import RULES
-
-        return RULES
-
-    def user_ids(self) -> list[str]:
-        return sorted(self.pristine.users)
 
     def user_context(self, user_id: str) -> dict[str, Any]:
         """The user and their orders (the products in them are looked up by the agent)."""

@@ -7,8 +7,8 @@ enforced by tau2's tools (a cancel on a non-pending order raises), so such a bre
 fails the execution check; the rules restate them so that a trace built by other means (or a
 tool that changes) is still judged, and the feedback names the policy. The rules that matter
 most are the ones the tools do NOT enforce: authentication, one user per conversation, no
-change to an order whose items were modified, an exchange to a different option, non-empty
-item lists, nothing after a transfer.
+address or payment change to an order whose items were modified, non-empty item lists,
+nothing after a transfer.
 
 What cannot be decided from a trace and is therefore not encoded: the explicit "yes" before
 each write, that the agent checked the order status with a read before acting (the rules use
@@ -24,13 +24,13 @@ lists that spell out their lookups; ``STRICT_AUTHENTICATION`` also demands the l
 write-only lists, for pipelines that ask the generator to include it. The users a write-only
 list touches are still held to one user by ``one_user_per_conversation``.
 
-Known gold exceptions (tau2 gold tasks that execute cleanly but break the written policy):
-
-- ``tau2-retail-52``: after authenticating Sofia Li (sofia_li_9219) the gold actions read the
-  profile and orders of another user (mia_garcia_4516: get_user_details, get_order_details
-  #W5490111 and #W7387996); the policy allows helping one user per conversation and giving
-  information only to the authenticated user. (The actions also do not match the task's
-  instruction, a camera exchange: they look copied from another task.)
+Known gold exceptions: none. All 96 cleanly executing retail gold tasks (train and test) pass.
+Three of them (tau2-retail-18, -91, -107) exchange a damaged delivered item for the very same
+item (a like-for-like replacement); the policy's wording "an available new item of the same
+product but of different product option" would forbid that, but tau2 tests it on purpose and
+its exchange tool allows it, so ``new_item_same_product_available_other_option`` requires a
+different option only for pending-order modifications (where the tool requires it too) and
+accepts a replacement by the same item in an exchange.
 """
 
 from __future__ import annotations
@@ -312,8 +312,10 @@ def item_lists_non_empty(trace: "ExecutionTrace") -> list[str]:
     ITEM_CHANGES,
     """Policy (modify items and exchange): "each item can be modified/exchanged to an available new item
     of the same product but of different product option. There cannot be any change of product types,
-    e.g. modify shirt to shoe." Each new item id must be a variant of the old item's product, be
-    available, and differ from the old item id (the exchange tool does not check the last point).""",
+    e.g. modify shirt to shoe." Each new item id must be a variant of the old item's product and be
+    available. A pending-order modification must also pick a different option; an exchange of a
+    delivered item for the very same item (a like-for-like replacement of a damaged item) is
+    accepted, as tau2's gold tasks do it on purpose (tau2-retail-18, -91, -107).""",
 )
 def new_item_same_product_available_other_option(trace: "ExecutionTrace") -> list[str]:
     problems = []
@@ -325,9 +327,9 @@ def new_item_same_product_available_other_option(trace: "ExecutionTrace") -> lis
             item = next((i for i in order.get("items", []) if i.get("item_id") == old_id), None)
             if item is None:
                 continue  # the tools refuse items not in the order
-            if new_id == old_id:
+            if new_id == old_id and call.name == "modify_pending_order_items":
                 problems.append(
-                    f"{where(call)} changes item {old_id!r} into the same item: the new item must be a "
+                    f"{where(call)} changes item {old_id!r} into the same item: a modification must pick a "
                     "different option of the same product"
                 )
                 continue

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import functools
+import importlib
 from pathlib import Path
 from typing import Any, ClassVar
 
-from apigen_mt.domains.base import Domain, ToolKind, ToolSpec
+from apigen_mt.domains.base import Domain, PolicyRule, ToolKind, ToolSpec
 from apigen_mt.domains.tau2bench.environment import Tau2Environment
 from apigen_mt.domains.tau2bench.runtime import import_tau2
 from apigen_mt.tools.cow_table import CowTable
@@ -51,6 +52,15 @@ class Tau2Domain(Domain):
     def new_env(self) -> Tau2Environment:
         tables = {name: CowTable(getattr(self._pristine, name)) for name in self._table_names}
         return Tau2Environment(self, tables)
+
+    @property
+    def policy_rules(self) -> list[PolicyRule]:
+        """``RULES`` of the subclass's package (``domains/<name>/rules.py``)."""
+        package = type(self).__module__.rsplit(".", 1)[0]
+        return importlib.import_module(f"{package}.rules").RULES
+
+    def user_ids(self) -> list[str]:
+        return sorted(self._pristine.users)
 
     def example_blueprints(self) -> list[Any]:
         from apigen_mt.domains.tau2bench.tasks import tau2_blueprints

@@ -75,10 +75,6 @@ def calls_after(trace: "ExecutionTrace", index: int) -> list["ExecutedCall"]:
     return [call for call in trace.calls if call.index > index]
 
 
-def fmt_ids(ids: Iterable[Any]) -> str:
-    return ", ".join(repr(i) for i in ids)
-
-
 def transfer_ends_conversation_rule() -> PolicyRule:
     """Shared by retail and airline: nothing happens after a transfer to a human agent."""
 

@@ -1,0 +1,404 @@
+"""BFCL multi-turn API classes as domains: call parser, environment, registry, and the
+acceptance test that replays all 800 multi-turn ground truths against BFCL's own classes."""
+
+from __future__ import annotations
+
+import ast
+import copy
+import json
+
+import pytest
+
+pytest.importorskip("bfcl_eval")
+
+from apigen_mt.domains.base import ArgumentError, DomainError, ToolExecutionError, ToolKind, UnknownToolError  # noqa: E402
+from apigen_mt.domains.bfcl import data  # noqa: E402
+from apigen_mt.domains.bfcl.call_parser import CallParseError, parse_call, parse_calls  # noqa: E402
+from apigen_mt.domains.bfcl.domain import (  # noqa: E402
+    BFCLDomain,
+    error_message,
+    ground_truth_actions,
+    method_resolver,
+    parse_bfcl_call,
+    public_state,
+    to_jsonable,
+)
+from apigen_mt.domains.registry import domain_problems, get_domain  # noqa: E402
+from apigen_mt.tools.executor import execute_actions  # noqa: E402
+from apigen_mt.tools.state_diff import StateDiff, compare_states, state_hash  # noqa: E402
+
+SINGLE_CLASS = {
+    "bfcl.file_system": "GorillaFileSystem",
+    "bfcl.math": "MathAPI",
+    "bfcl.message": "MessageAPI",
+    "bfcl.posting": "TwitterAPI",
+    "bfcl.ticket": "TicketAPI",
+    "bfcl.trading": "TradingBot",
+    "bfcl.travel": "TravelAPI",
+    "bfcl.vehicle": "VehicleControlAPI",
+}
+
+
+# -- call parser ---------------------------------------------------------------------------------
+
+
+def test_parse_keyword_arguments():
+    assert parse_call("cd(folder='document')") == ("cd", {"folder": "document"})
+    assert parse_call("  grep(file_name='a.txt',pattern='budget analysis') ") == (
+        "grep",
+        {"file_name": "a.txt", "pattern": "budget analysis"},
+    )
+    assert parse_call("ls()") == ("ls", {})
+
+
+def test_parse_positional_arguments_are_named_from_the_signature():
+    assert parse_bfcl_call("sort('final_report.pdf')") == ("sort", {"file_name": "final_report.pdf"})
+    assert parse_bfcl_call("mv('a.txt', destination='b')") == ("mv", {"source": "a.txt", "destination": "b"})
+
+    def f(a, b, c=3):
+        return a
+
+    assert parse_call("f(1, 2)", {"f": f}) == ("f", {"a": 1, "b": 2})
+    assert parse_call("f(1, c=2)", lambda name: ["a", "b", "c"]) == ("f", {"a": 1, "c": 2})
+    with pytest.raises(CallParseError, match="at most 3"):
+        parse_call("f(1, 2, 3, 4)", {"f": f})
+    with pytest.raises(CallParseError, match="both by position and by name"):
+        parse_call("f(1, a=2)", {"f": f})
+    with pytest.raises(CallParseError, match="parameters of 'g' are unknown"):
+        parse_call("g(1)")
+
+
+def test_parse_literals_negative_numbers_and_nesting():
+    name, args = parse_call(
+        "f(a=-3, b=-2.5, c=+4, d=[1, -2, (3, 4)], e={'k': {'n': None, 'b': True}, 1: 'x'}, g=(), h=1e3, s=\"it's\")"
+    )
+    assert name == "f"
+    assert args == {
+        "a": -3,
+        "b": -2.5,
+        "c": 4,
+        "d": [1, -2, [3, 4]],
+        "e": {"k": {"n": None, "b": True}, 1: "x"},
+        "g": [],
+        "h": 1000.0,
+        "s": "it's",
+    }
+    assert parse_calls(["cd(folder='a')", "ls(a=True)"]) == [
+        {"name": "cd", "arguments": {"folder": "a"}},
+        {"name": "ls", "arguments": {"a": True}},
+    ]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("__import__('os')", "dunder"),
+        ("cd(folder=__import__('os').system('ls'))", "literal"),
+        ("f(x=g())", "a function call"),
+        ("os.system('ls')", "plain function name"),
+        ("self.cd(folder='a')", "plain function name"),
+        ("f(x=y)", "a name"),
+        ("f(x=1 + 2)", "arithmetic"),
+        ("f(x=-y)", "numbers only"),
+        ("f(x=f'{a}')", "f-string"),
+        ("f(x={1, 2})", "a set"),
+        ("f(x=b'raw')", "bytes"),
+        ("f(*args)", "unpacking"),
+        ("f(**kw)", "unpacking"),
+        ("f(x=[*a])", "unpacking"),
+        ("f(x={**a})", "unpacking"),
+        ("f(a=1)(b=2)", "plain function name"),
+        ("f(a=1); g()", "not a valid call"),
+        ("[f(a=1)]", "expected a function call"),
+        ("f(x=lambda: 1)", "lambda"),
+        ("f(a=1, a=2)", None),
+        ("", "empty"),
+        ("f(x=float('inf'))", "a function call"),
+    ],
+)
+def test_parse_rejects_non_literals(text, message):
+    with pytest.raises(CallParseError) as error:
+        parse_call(text)
+    if message:
+        assert message in str(error.value)
+
+
+# -- domains and environments --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def file_system():
+    return get_domain("bfcl.file_system")
+
+
+def test_registry_builds_eight_usable_single_class_domains():
+    for name, class_name in SINGLE_CLASS.items():
+        domain = get_domain(name)
+        assert domain.name == name and domain.class_names == (class_name,)
+        assert domain_problems(domain) == []
+        assert domain.persona_set == "bfcl"
+        assert domain.policy.strip()
+        assert [t.name for t in domain.tools] == [d["name"] for d in data.func_docs(class_name)]
+        counts = domain.tool_counts()
+        assert counts["other"] == 0 and counts["read"] > 0
+        assert (counts["write"] == 0) == (class_name == "MathAPI")
+        # pristine state = the first multi_turn_base entry involving the class
+        first = next(e for e in data.load_entries("base") if class_name in e["involved_classes"])
+        assert data.pristine_entry_id(class_name) == first["id"]
+        assert domain.initial_config() == {class_name: first["initial_config"].get(class_name, {})}
+
+
+def test_tool_specs_use_standard_json_schema():
+    bad_types = {"dict", "float", "tuple", "any", "int", "str", "bool", "list"}
+
+    def walk(schema):
+        if isinstance(schema, dict):
+            kind = schema.get("type")
+            for item in kind if isinstance(kind, list) else [kind]:
+                assert item not in bad_types
+            if schema.get("default") == "None":
+                raise AssertionError("default 'None' must become null")
+            for value in schema.values():
+                walk(value)
+        elif isinstance(schema, list):
+            for value in schema:
+                walk(value)
+
+    for name in SINGLE_CLASS:
+        for spec in get_domain(name).tools:
+            assert spec.parameters["type"] == "object"
+            assert isinstance(spec.parameters["properties"], dict)
+            walk(spec.parameters)
+            json.dumps(spec.openai_schema())
+    echo = get_domain("bfcl.file_system").tool("echo")
+    assert echo.parameters["properties"]["file_name"]["default"] is None
+    assert get_domain("bfcl.vehicle").tool("fillFuelTank").parameters["properties"]["fuelAmount"]["type"] == "number"
+
+
+def test_tool_kinds_follow_the_measurement(file_system):
+    kinds = {t.name: t.kind for t in file_system.tools}
+    assert kinds["touch"] == kinds["mv"] == kinds["echo"] == ToolKind.WRITE
+    assert kinds["cat"] == kinds["ls"] == kinds["cd"] == kinds["pwd"] == ToolKind.READ
+    assert all(t.kind == ToolKind.READ for t in get_domain("bfcl.math").tools)
+
+
+def test_execute_and_state_records(file_system):
+    env = file_system.new_env()
+    assert list(env.changed_records()) == []
+    assert env.execute("cd", {"folder": "document"}) == {"current_working_directory": "document"}
+    assert list(env.changed_records()) == []  # the current directory is private, as in BFCL
+    assert env.execute("touch", {"file_name": "notes.txt"}) is None
+    assert env.execute("echo", {"content": "hello", "file_name": "notes.txt"}) is None
+    (change,) = env.changed_records()
+    assert (change.table, change.key) == ("GorillaFileSystem", "root")
+    assert change.after["contents"]["document"]["contents"]["notes.txt"] == {"type": "file", "content": "hello"}
+    assert "notes.txt" not in change.before["contents"]["document"]["contents"]
+    assert env.record("GorillaFileSystem", "root") == change.after
+    assert env.record("GorillaFileSystem", "_current_dir") is None
+    assert env.record("Nope", "root") is None
+    json.dumps(env.state())  # the Directory.parent cycle is skipped
+    diff = StateDiff.of(env)
+    assert "notes.txt" in diff.render()
+    # forks are independent snapshots, new environments start pristine
+    snapshot = env.fork()
+    env.execute("rm", {"file_name": "notes.txt"})
+    assert snapshot.execute("cat", {"file_name": "notes.txt"}) == {"file_content": "hello"}
+    assert snapshot.execute("pwd", {}) == {"current_working_directory": "/workspace/document"}
+    assert list(file_system.new_env().changed_records()) == []
+    assert compare_states(snapshot, env)  # they differ now
+    assert state_hash(file_system.new_env()) == state_hash(file_system.new_env())
+
+
+def test_error_paths(file_system):
+    env = file_system.new_env()
+    with pytest.raises(UnknownToolError, match="'rm_rf' not found"):
+        env.execute("rm_rf", {})
+    with pytest.raises(ArgumentError, match="folder must be string"):
+        env.execute("cd", {"folder": 3})
+    with pytest.raises(ArgumentError, match="missing required argument file_name"):
+        env.execute("cat", {})
+    with pytest.raises(ArgumentError, match="unexpected argument path"):
+        env.execute("cat", {"file_name": "a", "path": "/"})
+    with pytest.raises(ToolExecutionError, match="No such file or directory"):  # a returned {"error": ...}
+        env.execute("cat", {"file_name": "missing.txt"})
+    travel = get_domain("bfcl.travel").new_env()
+    with pytest.raises(ToolExecutionError, match="No available route"):  # a raised ValueError
+        travel.execute(
+            "get_flight_cost", {"travel_from": "XXX", "travel_to": "YYY", "travel_date": "2024-11-15", "travel_class": "economy"}
+        )
+    ticket = get_domain("bfcl.ticket").new_env()
+    with pytest.raises(ToolExecutionError, match="Please log in"):  # a returned [{"error": ...}]
+        ticket.execute("get_user_tickets", {})
+    # the executor turns all of them into recorded errors
+    trace = execute_actions(
+        env,
+        [
+            {"name": "nope", "arguments": {}},
+            {"name": "cd", "arguments": {"folder": 3}},
+            {"name": "cat", "arguments": {"file_name": "missing.txt"}},
+            {"name": "cd", "arguments": {"folder": "document"}},
+        ],
+    )
+    assert [c.error_type for c in trace.calls] == ["UnknownToolError", "ArgumentError", "ToolExecutionError", None]
+
+
+def test_error_message_forms():
+    assert error_message({"error": "boom"}) == "boom"
+    assert error_message({"booking_status": False, "error": "Token expired"}) == "Token expired"
+    assert error_message({"error": 404}) == "404"
+    assert error_message([{"error": "log in"}]) == "log in"
+    assert error_message(["Error: User not authenticated."]) == "User not authenticated."
+    assert error_message({"ok": True}) is None
+    assert error_message([{"id": 1}]) is None
+    assert error_message(None) is None
+
+
+def test_optional_parameters_accept_null_and_ints_pass_as_floats():
+    vehicle = get_domain("bfcl.vehicle").new_env()
+    assert vehicle.execute("fillFuelTank", {"fuelAmount": 10})["fuelLevel"] == 20.5
+    ticket = get_domain("bfcl.ticket").new_env()
+    ticket.execute("ticket_login", {"username": "u", "password": "p"})
+    ticket.execute("create_ticket", {"title": "t", "priority": 3})
+    assert ticket.execute("get_user_tickets", {"status": None})[0]["title"] == "t"
+    ticket.execute("edit_ticket", {"ticket_id": 1, "updates": {"status": "Closed", "priority": None}})
+    assert ticket.record("TicketAPI", "ticket_queue")[0]["status"] == "Closed"
+    assert ticket.record("TicketAPI", "ticket_queue")[0]["priority"] == 3
+
+
+def test_arguments_and_defaults_are_never_aliased_into_the_state():
+    domain = get_domain("bfcl.posting")
+    api_class = data.api_class("TwitterAPI")
+    defaults_before = copy.deepcopy(api_class.post_tweet.__defaults__)
+    env = domain.new_env()
+    api = env.instances["TwitterAPI"]
+    env.execute("authenticate_twitter", {"username": api.username, "password": api.password})
+    tags = ["#a"]
+    arguments = {"content": "hi", "tags": tags}
+    tweet = env.execute("post_tweet", arguments)
+    env.execute("mention", {"tweet_id": tweet["id"], "mentioned_usernames": ["@bob"]})
+    env.execute("post_tweet", {"content": "no mentions"})
+    env.execute("mention", {"tweet_id": tweet["id"] + 1, "mentioned_usernames": ["@eve"]})
+    assert arguments == {"content": "hi", "tags": ["#a"]} and tags == ["#a"]
+    assert api_class.post_tweet.__defaults__ == defaults_before == ([], [])
+    assert env.execute("get_tweet", {"tweet_id": tweet["id"]})["mentions"] == ["@bob"]
+    # an observation is a copy, not a view of the live state
+    observed = env.execute("get_tweet", {"tweet_id": tweet["id"]})
+    observed["mentions"].append("@x")
+    assert env.execute("get_tweet", {"tweet_id": tweet["id"]})["mentions"] == ["@bob"]
+
+
+def test_state_dump_normalises_integral_floats_like_python_equality():
+    vehicle = get_domain("bfcl.vehicle")
+    a, b = vehicle.new_env(), vehicle.new_env()
+    a.execute("adjustClimateControl", {"temperature": 20})
+    b.execute("adjustClimateControl", {"temperature": 20.0})
+    assert a.instances["VehicleControlAPI"] == b.instances["VehicleControlAPI"]  # BFCL's own __eq__
+    assert compare_states(a, b) == []
+    assert to_jsonable({"x": 2.0, "y": 2.5}, state=True) == {"x": 2, "y": 2.5}
+    assert to_jsonable({"x": 2.0}) == {"x": 2.0}
+    assert to_jsonable({3: {1, 2}}) == {"3": [1, 2]}
+
+
+def test_scenarios_and_user_context():
+    trading = get_domain("bfcl.trading")
+    ids = trading.user_ids()
+    assert len(ids) == 200 and all(id_.startswith("multi_turn_") for id_ in ids)
+    long_ids = [i for i in ids if "long_context" in i]
+    context = trading.user_context(long_ids[0], max_chars=800)
+    assert context["scenario_id"] == long_ids[0] and "TradingBot" in context["initial_config"]
+    assert len(json.dumps(context["initial_config"])) <= 800
+    with pytest.raises(DomainError, match="not a scenario"):
+        get_domain("bfcl.math").user_context("multi_turn_base_0")  # file system + posting only
+
+
+def test_for_entry_uses_all_classes_long_context_and_excluded_functions():
+    entry = data.get_entry("multi_turn_long_context_0")
+    domain = BFCLDomain.for_entry(entry)
+    assert set(domain.class_names) == set(entry["involved_classes"]) and domain.long_context
+    assert domain.user_ids() == [entry["id"]]
+    assert all(domain.tool(name) is None for name in entry["excluded_function"])
+    assert BFCLDomain.for_entry(entry, exclude_functions=False).tool(entry["excluded_function"][0]) is not None
+    # long context: padded directories, as BFCL loads them
+    plain = BFCLDomain.for_entry("multi_turn_base_0")
+    assert len(json.dumps(domain.new_env().state())) > len(json.dumps(plain.new_env().state()))
+    assert not plain.long_context
+
+
+def test_ground_truth_parses_and_math_is_stateless():
+    assert ground_truth_actions("multi_turn_base_0")[2] == [{"name": "sort", "arguments": {"file_name": "final_report.pdf"}}]
+    env = get_domain("bfcl.math").new_env()
+    assert env.execute("add", {"a": 1, "b": 2}) == {"result": 3}
+    assert env.state() == {"MathAPI": {}} and list(env.changed_records()) == []
+
+
+# -- acceptance: all 800 multi-turn entries against BFCL's own classes ---------------------------
+
+
+def _reference_instances(entry):
+    """BFCL's classes loaded exactly as its checker loads them (no deep copy afterwards)."""
+    instances = {}
+    for class_name in entry["involved_classes"]:
+        instance = data.api_class(class_name)()
+        if not data.is_stateless(class_name):
+            instance._load_scenario(
+                copy.deepcopy(entry["initial_config"].get(class_name, {})), long_context=data.is_long_context(entry)
+            )
+        instances[class_name] = instance
+    return instances
+
+
+def _reference_call(instances, text):
+    """Runs a call string on BFCL's instances the way eval would, but via ast.literal_eval."""
+    node = ast.parse(text, mode="eval").body
+    name = node.func.id
+    positional = [ast.literal_eval(arg) for arg in node.args]
+    keywords = {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords}
+    owner = next(c for c, inst in instances.items() if callable(getattr(inst, name, None)) and not name.startswith("_"))
+    try:
+        result = getattr(instances[owner], name)(*positional, **keywords)
+    except Exception as error:  # BFCL records "Error during execution: ..."
+        return True, f"{type(error).__name__}: {error}"
+    return error_message(result) is not None, result
+
+
+@pytest.mark.integration
+def test_ground_truth_replay_matches_bfcl_on_all_800_entries():
+    from bfcl_eval.eval_checker.multi_turn_eval.multi_turn_checker import _compare_instances
+
+    entries = data.all_entries()
+    assert len(entries) == 800
+    mismatches: list[str] = []
+    calls = failed = 0
+    for entry in entries:
+        domain = BFCLDomain.for_entry(entry)
+        env = domain.new_env()
+        reference = _reference_instances(entry)
+        for turn_index, turn in enumerate(data.ground_truth(entry["id"])):
+            actions = [parse_call(text, method_resolver) for text in turn]
+            trace = execute_actions(env, [{"name": n, "arguments": a} for n, a in actions])
+            for text, call in zip(turn, trace.calls):
+                calls += 1
+                ref_failed, ref_result = _reference_call(reference, text)
+                failed += ref_failed
+                if call.ok == ref_failed:
+                    mismatches.append(
+                        f"{entry['id']} turn {turn_index} {text}: ours {call.error or 'ok'!r}, BFCL {ref_result!r:.200}"
+                    )
+                elif call.ok and call.observation != to_jsonable(ref_result):
+                    mismatches.append(f"{entry['id']} turn {turn_index} {text}: observations differ")
+            for class_name, ref_instance in reference.items():
+                valid, differences = _compare_instances(env.instances[class_name], ref_instance)
+                if not valid:
+                    mismatches.append(f"{entry['id']} turn {turn_index} {class_name}: {sorted(differences)}")
+                if public_state(env.instances[class_name]) != public_state(ref_instance):
+                    mismatches.append(f"{entry['id']} turn {turn_index} {class_name}: JSON dumps differ")
+    assert not mismatches, f"{len(mismatches)} mismatches:\n" + "\n".join(mismatches[:20])
+    assert calls == 4625
+    assert failed == 0  # BFCL's ground truth never fails (ticket_id='ticket_001' included)
+
+
+@pytest.mark.integration
+def test_tool_kinds_json_is_up_to_date():
+    from apigen_mt.domains.bfcl.classify import main
+
+    assert main(["--check"]) == 0

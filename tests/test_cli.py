@@ -1,0 +1,70 @@
+"""The command line as a user runs it (in-process, through ``apigen_mt.cli.main``)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from apigen_mt.cli import main
+
+pytestmark = pytest.mark.integration
+
+
+def _rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_domains_lists_counts(capsys):
+    assert main(["domains", "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert (rows["retail"]["read"], rows["retail"]["write"]) == (6, 7)
+    assert (rows["airline"]["read"], rows["airline"]["write"]) == (6, 6)
+    assert all("error" not in row for row in rows.values()), rows
+
+
+def test_import_then_validate(tmp_path, capsys):
+    blueprints = tmp_path / "airline_test.jsonl"
+    assert main(["import-tau2", "--domain", "airline", "--split", "test", "--out", str(blueprints)]) == 0
+    lines = _rows(blueprints)
+    assert len(lines) == 20 and all(row["source"]["split"] == "test" for row in lines)
+    assert {"id", "domain", "instruction", "actions", "outputs"} <= set(lines[0])
+
+    results = tmp_path / "out" / "results.jsonl"
+    assert main(["validate", str(blueprints), "--domain", "airline", "--out", str(results)]) == 0
+    rows = _rows(results)
+    assert [row["id"] for row in rows] == [row["id"] for row in lines]
+    assert all(set(row) >= {"id", "passed", "stage", "reasons", "diff"} for row in rows)
+    assert "validated 20 blueprints against airline" in capsys.readouterr().err
+
+
+def test_malformed_lines_are_format_failures_not_crashes(tmp_path, capsys):
+    source = tmp_path / "mixed.jsonl"
+    good = {"id": "g", "domain": "retail", "instruction": "Tell me the product types.",
+            "actions": [{"name": "list_all_product_types", "arguments": {}}], "outputs": []}
+    source.write_text("\n".join([
+        json.dumps(good),
+        "{not json",
+        json.dumps({"id": "x", "domain": "retail"}),
+        json.dumps([1, 2]),
+        "",
+        json.dumps({**good, "id": "u", "actions": [{"name": "nope", "arguments": {}}]}),
+    ]) + "\n")
+    assert main(["validate", str(source), "--domain", "retail"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(row["line"], row["stage"]) for row in rows] == [
+        (1, "ok"), (2, "format"), (3, "format"), (4, "format"), (6, "execution")]
+    assert rows[1]["reasons"][0].startswith("line 2: invalid JSON")
+    assert "line 3: missing field 'instruction'" in rows[2]["reasons"]
+    assert main(["validate", str(source), "--domain", "retail", "--fail-on-reject"]) == 1
+
+
+def test_clear_errors_for_bad_domain_and_missing_file(tmp_path, capsys):
+    source = tmp_path / "b.jsonl"
+    source.write_text("{}\n")
+    assert main(["validate", str(source), "--domain", "nowhere"]) == 2
+    assert "unknown domain 'nowhere'" in capsys.readouterr().err
+    assert main(["validate", str(source), "--domain", "no_such_pkg.domain"]) == 2
+    assert "cannot import domain module 'no_such_pkg.domain'" in capsys.readouterr().err
+    assert main(["validate", str(tmp_path / "missing.jsonl"), "--domain", "retail"]) == 2
+    assert "no such file" in capsys.readouterr().err
