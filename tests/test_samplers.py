@@ -28,7 +28,7 @@ from apigen_mt.tools.samplers import (
     trim_to_budget,
 )
 from apigen_mt.tools.samplers.context import ContextSampler
-from test_api_graph import EXAMPLES, ShopDomain
+from fake_shop import EXAMPLES, ShopDomain
 
 
 def _size(data):

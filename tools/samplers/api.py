@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import networkx as nx
 from apigen_mt.domains.base import Domain, ToolKind
 from apigen_mt.tools.api_graph import api_graph, random_walk
+from apigen_mt.tools.samplers.weighted import weighted_order
 
 
 @dataclass
@@ -46,23 +48,6 @@ class APISample:
             "chain": self.chain,
             "mode": self.mode,
         }
-
-
-def _weighted_sample(rng: random.Random, items: list[str], weights: list[float], k: int) -> list[str]:
-    """``k`` distinct items, each draw proportional to weight (deterministic given ``rng``)."""
-    items, weights, chosen = list(items), list(weights), []
-    while items and len(chosen) < k:
-        total = sum(weights)
-        point = rng.random() * total
-        index = len(items) - 1
-        for i, weight in enumerate(weights):
-            point -= weight
-            if point < 0:
-                index = i
-                break
-        chosen.append(items.pop(index))
-        weights.pop(index)
-    return chosen
 
 
 class APISampler:
@@ -123,6 +108,6 @@ class APISampler:
                 )
                 weight += 1.0 if self.graph.nodes[read].get("entry") else 0.0
             weights.append(weight)
-        reads = _weighted_sample(rng, self.reads, weights, k)
+        reads = list(islice(weighted_order(rng, self.reads, weights), k))
         reads.sort(key=self.reads.index)
         return APISample(reads=reads, writes=writes, mode="separate")

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from apigen_mt.domains.base import Domain, DomainError, ToolKind
+from apigen_mt.tools.samplers.weighted import weighted_order
 
 _ALLOWED_SPLIT = "train"
 
@@ -102,23 +103,15 @@ class ExampleSampler:
     ) -> list[dict[str, Any]]:
         k = self.k if k is None else k
         wanted = set(tools)
-        items = list(self.examples)
-        weights = [self._weight(e, wanted) for e in items]
+        weights = [self._weight(e, wanted) for e in self.examples]
         chosen: list[dict[str, Any]] = []
         used = 0
-        while items and len(chosen) < k:
-            point = rng.random() * sum(weights)
-            index = len(items) - 1
-            for i, weight in enumerate(weights):
-                point -= weight
-                if point < 0:
-                    index = i
-                    break
-            example = items.pop(index)
-            weights.pop(index)
+        for example in weighted_order(rng, self.examples, weights) if k > 0 else ():
             size = len(json.dumps(example, ensure_ascii=False))
             if used + size <= self.max_chars:
                 chosen.append(example)
                 used += size
+            if len(chosen) >= k:
+                break
         check_examples(self.domain, chosen)  # belt and braces: nothing else can slip out
         return chosen

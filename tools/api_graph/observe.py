@@ -1,0 +1,314 @@
+"""Running the domain's tools to see what their outputs really hold.
+
+Names alone miss edges (an output field called ``id``, an argument no output is named
+after), so the graph also rests on observed values: the gold actions of the example
+blueprints, and the read tools probed on real users with arguments from their records and
+from earlier outputs. Everything runs on fresh environments or forks.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from apigen_mt.domains.base import Domain, ToolKind, ToolSpec
+from apigen_mt.tools.api_graph.specs import (
+    _chain_tools,
+    _element_type,
+    _matches_type,
+    _properties,
+)
+from apigen_mt.tools.api_graph.values import (
+    _canonical,
+    _decode,
+    _field_aliases,
+    _int_id,
+    _is_map,
+    _leaf_values,
+    _specific,
+    singular,
+)
+from apigen_mt.tools.executor import run_call
+
+Pool = dict[str, list[tuple[Any, str]]]  # field name -> (value, where it came from: "user" or a tool)
+
+
+@dataclass
+class _Output:
+    """What the observed outputs of one tool contain."""
+
+    fields: set[str] = field(default_factory=set)  # field names and their aliases
+    values: set[str] = field(default_factory=set)  # specific scalar values at any depth
+    scalar: bool = False  # some output was a bare scalar
+    count: int = 0
+    samples: dict[str, list[Any]] = field(default_factory=dict)  # field -> a few scalar values
+
+    @classmethod
+    def of(cls, data: Any) -> _Output:
+        """The fields and values of one (decoded) output."""
+        out = cls(scalar=isinstance(data, (str, int, float)) and not isinstance(data, bool))
+        _walk_output(data, out)
+        return out
+
+    def add(self, out: _Output, data: Any) -> None:
+        """Merge one call's output (``out``, read from ``data``) into this tool's total."""
+        self.fields |= out.fields
+        self.values |= out.values
+        self.scalar = self.scalar or out.scalar
+        self.count += 1
+        for key, values in _user_pool(data).items():
+            kept = self.samples.setdefault(key, [])
+            for value in values:
+                if len(kept) < 2 and value not in kept and not isinstance(value, float):
+                    kept.append(value)
+        if out.scalar and not isinstance(data, float):
+            kept = self.samples.setdefault("", [])
+            if len(kept) < 2 and data not in kept:
+                kept.append(data)
+
+
+def _walk_output(value: Any, out: _Output, key: str | None = None) -> None:
+    if isinstance(value, Mapping):
+        if _is_map(value):
+            for k, item in value.items():
+                if _specific(str(k)):
+                    out.values.add(str(k))
+                if key and _specific(str(k)):
+                    out.fields.add(f"{singular(key)}_id")  # payment_methods.<id> -> payment_method_id
+                _walk_output(item, out, None)
+        else:
+            for k, item in value.items():
+                out.fields.update(_field_aliases(str(k), key))
+                _walk_output(item, out, str(k))
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            if key and isinstance(item, str) and _specific(item):
+                out.fields.add(f"{singular(key)}_id")  # orders: ["#W1"] -> order_id
+            _walk_output(item, out, key)
+    elif isinstance(value, str):
+        if _specific(value):
+            out.values.add(value)
+    elif _int_id(value, key):
+        out.values.add(str(value))
+
+
+@dataclass
+class _Observations:
+    """Everything the runs showed, keyed by tool names (and argument names)."""
+
+    outputs: defaultdict[str, _Output] = field(default_factory=lambda: defaultdict(_Output))
+    # (tool, argument) -> values it was called with
+    arg_values: defaultdict[tuple[str, str], set[str]] = field(default_factory=lambda: defaultdict(set))
+    # (source, target, argument) -> gold traces
+    flows: defaultdict[tuple[str, str, str], int] = field(default_factory=lambda: defaultdict(int))
+    # (source, target, argument) -> accepted probe calls
+    probe_flows: defaultdict[tuple[str, str, str], int] = field(default_factory=lambda: defaultdict(int))
+    call_examples: dict[str, dict[str, Any]] = field(default_factory=dict)  # tool -> one successful call
+    first_reads: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))  # read -> traces
+    # write -> (table, before, after)
+    write_samples: defaultdict[str, list[tuple[str, Any, Any]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    user_fields: set[str] = field(default_factory=set)  # field names found in users' own records
+    accepted: dict[tuple[str, str, str], Any] = field(default_factory=dict)  # (source, target, arg) -> value
+    gold_traces: int = 0
+    probe_calls: int = 0
+
+    def record(self, name: str, arguments: Mapping[str, Any], observation: Any) -> _Output:
+        """Note a successful call: its output, and the values each argument was given."""
+        data = _decode(observation)
+        out = _Output.of(data)
+        self.outputs[name].add(out, data)
+        self.call_examples.setdefault(name, dict(arguments))
+        for arg, value in arguments.items():
+            self.arg_values[(name, arg)].update(_leaf_values(value, arg))
+        return out
+
+
+def _observe(domain: Domain, probe_users: int, probe_rounds: int) -> _Observations:
+    """Run the gold traces, then probe the read tools (see the module docstring)."""
+    tools = _chain_tools(domain)
+    obs = _Observations()
+    _run_gold_traces(domain, tools, obs)
+    _probe_reads(domain, tools, obs, probe_users, probe_rounds)
+    return obs
+
+
+def _action(action: Any) -> tuple[Any, Mapping[str, Any]]:
+    """``(name, arguments)`` of a gold action, a dict or an object."""
+    if isinstance(action, Mapping):
+        return action.get("name"), action.get("arguments") or {}
+    return getattr(action, "name", None), getattr(action, "arguments", {}) or {}
+
+
+def _run_gold_traces(domain: Domain, tools: dict[str, ToolSpec], obs: _Observations) -> None:
+    """Execute the example blueprints' gold actions, noting value flows and what writes change."""
+    try:
+        examples = list(domain.example_blueprints())
+    except Exception:  # a domain without examples still gets a graph
+        examples = []
+    for example in examples:
+        actions = (
+            example.get("actions", []) if isinstance(example, Mapping) else getattr(example, "actions", [])
+        )
+        env = domain.new_env()
+        seen: list[tuple[str, _Output]] = []
+        trace_flows: set[tuple[str, str, str]] = set()
+        opened = False
+        for index, action in enumerate(actions):
+            name, arguments = _action(action)
+            spec = tools.get(name) if isinstance(name, str) else None
+            before = env.fork() if spec is not None and spec.kind == ToolKind.WRITE else None
+            call = run_call(env, index, name, arguments)
+            if spec is None or not call.ok:
+                continue
+            if spec.kind == ToolKind.READ and not opened:
+                obs.first_reads[name] += 1
+            opened = True
+            for arg, value in call.arguments.items():
+                for leaf in set(_leaf_values(value, arg)):
+                    for source, out in seen:
+                        if source != name and leaf in out.values:
+                            trace_flows.add((source, name, arg))
+            seen.append((name, obs.record(name, call.arguments, call.observation)))
+            if before is not None:
+                for change in env.changed_records():
+                    previous = before.record(change.table, change.key)
+                    if previous != change.after:
+                        obs.write_samples[name].append((change.table, previous, change.after))
+        for key in trace_flows:
+            obs.flows[key] += 1
+        obs.gold_traces += 1
+
+
+def _probe_reads(
+    domain: Domain, tools: dict[str, ToolSpec], obs: _Observations, probe_users: int, probe_rounds: int
+) -> None:
+    """Call each read tool for a few real users, arguments from their records and earlier outputs."""
+    try:
+        user_ids = list(domain.user_ids())
+    except Exception:
+        user_ids = []
+    chosen = (
+        random.Random(0).sample(sorted(user_ids), min(probe_users, len(user_ids))) if user_ids else [None]
+    )
+    reads = [spec for spec in tools.values() if spec.kind == ToolKind.READ]
+    for user_id in chosen:
+        pool: Pool = defaultdict(list)
+        if user_id is not None:
+            try:
+                context = domain.user_context(user_id)
+            except Exception:  # a user the domain cannot describe: probe with outputs only
+                context = {}
+            _grow(pool, context, "user")
+            obs.user_fields.update(pool)
+        env = domain.new_env()
+        done: set[tuple[str, str]] = set()
+        for _ in range(probe_rounds):
+            for spec in reads:
+                for arguments, sources in _call_variants(spec, pool)[:6]:
+                    signature = (spec.name, _canonical(arguments))
+                    if signature in done:
+                        continue
+                    done.add(signature)
+                    call = run_call(env.fork(), obs.probe_calls, spec.name, arguments)
+                    obs.probe_calls += 1
+                    if not call.ok:
+                        continue
+                    obs.record(spec.name, arguments, call.observation)
+                    for arg, source in sources.items():
+                        if source != "user" and source != spec.name:
+                            obs.probe_flows[(source, spec.name, arg)] += 1
+                    _grow(pool, _decode(call.observation), spec.name)
+
+
+def _user_pool(context: Any) -> dict[str, list[Any]]:
+    """Field name -> values, from a user's records (the values a user can tell the agent)."""
+    pool: dict[str, list[Any]] = defaultdict(list)
+
+    def add(name: str, value: Any) -> None:
+        if value not in pool[name]:
+            pool[name].append(value)
+
+    def walk(value: Any, key: str | None) -> None:
+        if isinstance(value, Mapping):
+            if _is_map(value):
+                for k, item in value.items():
+                    if key:
+                        add(f"{singular(key)}_id", str(k))
+                    walk(item, None)
+            else:
+                for k, item in value.items():
+                    for alias in _field_aliases(str(k), key):
+                        if isinstance(item, (str, int, float)) and not isinstance(item, bool):
+                            add(alias, item)
+                    walk(item, str(k))
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                if key and isinstance(item, (str, int)) and not isinstance(item, bool):
+                    add(key, item)
+                    add(f"{singular(key)}_id", item)
+                walk(item, key)
+
+    walk(_decode(context), None)
+    return pool
+
+
+def _grow(pool: Pool, data: Any, source: str) -> None:
+    """Add the values found in ``data`` to ``pool``, noting ``source`` as where they came from."""
+    for name, values in _user_pool(data).items():
+        known = {_canonical(v) for v, _ in pool[name]}
+        for value in values:
+            if _canonical(value) not in known:
+                pool[name].append((value, source))
+
+
+def _pooled(pool: Pool, name: str) -> list[tuple[Any, str]]:
+    """The pool's values for an argument, under its own name or its singular."""
+    return pool.get(name) or pool.get(singular(name)) or []
+
+
+def _fill_arguments(
+    spec: ToolSpec, pool: Pool, prefer: tuple[str, str] | None = None
+) -> tuple[dict[str, Any], dict[str, str]] | None:
+    """Arguments for ``spec`` from ``pool`` and where each came from; None when one is missing.
+
+    ``prefer=(argument, source)`` takes that argument's value from that source.
+    """
+    props = _properties(spec)
+    arguments: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name in spec.parameters.get("required") or []:
+        schema = props.get(name, {})
+        kind, array = _element_type(schema)
+        candidates = [
+            (value, source)
+            for value, source in _pooled(pool, name)
+            if _matches_type(value, kind) and ("enum" not in schema or value in schema["enum"])
+        ]
+        if prefer is not None and prefer[0] == name:
+            candidates = [c for c in candidates if c[1] == prefer[1]]
+        if not candidates:
+            return None
+        value, source = candidates[0]
+        arguments[name] = [value] if array else value
+        sources[name] = source
+    return arguments, sources
+
+
+def _call_variants(spec: ToolSpec, pool: Pool) -> list[tuple[dict[str, Any], dict[str, str]]]:
+    """One call of ``spec`` from the pool, then the same call with each argument fed by each tool."""
+    base = _fill_arguments(spec, pool)
+    if base is None:
+        return []
+    variants = [base]
+    for arg in spec.parameters.get("required") or []:
+        for source in sorted({src for _, src in _pooled(pool, arg)}):
+            if source not in ("user", base[1].get(arg)):
+                variant = _fill_arguments(spec, pool, prefer=(arg, source))
+                if variant is not None:
+                    variants.append(variant)
+    return variants
