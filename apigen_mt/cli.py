@@ -131,6 +131,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         raise DomainError(f"no such file: {args.file}")
     domain = get_domain(args.domain)
     stages: Counter[str] = Counter()
+    rejected: list[str] = []
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
     # Results are written and flushed line by line: an interrupted run keeps what it did.
@@ -144,12 +145,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
                     row["reasons"] = [f"line {number}: {reason}" for reason in row["reasons"]]
             row["line"] = number
             stages[row["stage"]] += 1
+            if not row["passed"]:
+                rejected.append(f"  {row['id'] or '-'} [{row['stage']}] {row['reasons'][0]}")
             out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
             out.flush()
     total = sum(stages.values())
     summary = ", ".join(f"{stage} {stages[stage]}" for stage in ("ok", "format", "execution", "policy") if stages[stage])
     print(f"validated {total} blueprints against {domain.name}: {summary or 'none'}"
           + (f"; results in {args.out}" if args.out else ""), file=sys.stderr)
+    if rejected:
+        shown = rejected[:5] + ([f"  ... and {len(rejected) - 5} more"] if len(rejected) > 5 else [])
+        print("rejected:\n" + "\n".join(shown), file=sys.stderr)
     return 1 if args.fail_on_reject and stages["ok"] < total else 0
 
 

@@ -37,6 +37,9 @@ BUILTIN: dict[str, tuple[Callable[[], Domain], str]] = {
 }
 
 
+BFCL_ENTRY_PREFIX = "bfcl.multi_turn_"
+
+
 def builtin_names() -> list[str]:
     return list(BUILTIN)
 
@@ -46,9 +49,14 @@ def get_domain(name: str) -> Domain:
     """The domain called ``name`` (built-in) or defined by the module at import path ``name``."""
     if name in BUILTIN:
         return BUILTIN[name][0]()
+    if name.startswith(BFCL_ENTRY_PREFIX):  # one BFCL multi-turn scenario, e.g. bfcl.multi_turn_base_7
+        from apigen_mt.domains.bfcl.domain import BFCLDomain
+
+        return BFCLDomain.for_entry(name[len("bfcl."):])
     if "." not in name:
         raise DomainError(
-            f"unknown domain {name!r}. Built-in domains: {', '.join(BUILTIN)}. "
+            f"unknown domain {name!r}. Built-in domains: {', '.join(BUILTIN)}; "
+            "one BFCL scenario: bfcl.<entry id>, e.g. bfcl.multi_turn_base_7. "
             "A custom domain is given by its module path, e.g. --domain mypkg.mydomain"
         )
     return load_domain_module(name)

@@ -299,14 +299,22 @@ def test_state_dump_normalises_integral_floats_like_python_equality():
     assert to_jsonable({3: {1, 2}}) == {"3": [1, 2]}
 
 
-def test_scenarios_and_user_context():
+def test_scenarios_are_exactly_those_whose_data_is_the_domain_state():
+    """A blueprint written from a sampled scenario's data must run on that data."""
     trading = get_domain("bfcl.trading")
     ids = trading.user_ids()
-    assert len(ids) == 200 and all(id_.startswith("multi_turn_") for id_ in ids)
-    long_ids = [i for i in ids if "long_context" in i]
-    context = trading.user_context(long_ids[0], max_chars=800)
-    assert context["scenario_id"] == long_ids[0] and "TradingBot" in context["initial_config"]
+    assert ids and ids[0] == data.pristine_entry_id("TradingBot")
+    for id_ in ids:
+        assert BFCLDomain.for_entry(id_).new_env().state()["TradingBot"] == trading.new_env().state()["TradingBot"]
+    others = [e["id"] for e in data.entries_for_class("TradingBot") if e["id"] not in ids]
+    assert others and "long_context" not in "".join(ids)
+    context = trading.user_context(ids[0], max_chars=800)
+    assert context["scenario_id"] == ids[0] and "TradingBot" in context["initial_config"]
     assert len(json.dumps(context["initial_config"])) <= 800
+    with pytest.raises(DomainError, match="not a scenario"):
+        trading.user_context(others[0])
+    # every other scenario is a domain of its own, by name
+    assert get_domain(f"bfcl.{others[0]}").user_ids() == [others[0]]
     with pytest.raises(DomainError, match="not a scenario"):
         get_domain("bfcl.math").user_context("multi_turn_base_0")  # file system + posting only
 

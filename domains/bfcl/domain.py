@@ -55,6 +55,7 @@ from apigen_mt.domains.base import (
 from apigen_mt.domains.bfcl import data
 from apigen_mt.domains.bfcl.call_parser import parse_call
 from apigen_mt.tools.json_schema import argument_errors
+from apigen_mt.tools.state_diff import canonical_json
 
 TOOL_KINDS_PATH = Path(__file__).with_name("tool_kinds.json")
 
@@ -333,7 +334,7 @@ class BFCLEnvironment(Environment):
             current = public_state(instance)
             for key in list(pristine) + [k for k in current if k not in pristine]:
                 before, after = pristine.get(key), current.get(key)
-                if _canonical(before) != _canonical(after):
+                if canonical_json(before) != canonical_json(after):
                     yield RecordChange(class_name, key, before, after)
 
     def record(self, table: str, key: str) -> Any:
@@ -344,10 +345,6 @@ class BFCLEnvironment(Environment):
 
     def fork(self) -> "BFCLEnvironment":
         return BFCLEnvironment(self.domain, copy.deepcopy(self._instances))
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
 
 
 # -- the domain --------------------------------------------------------------------------------
@@ -500,18 +497,25 @@ class BFCLDomain(Domain):
         return BFCLEnvironment(self, copy.deepcopy(self._prototype))
 
     def user_ids(self) -> list[str]:
-        """Ids of the multi-turn entries (scenarios) that involve this domain's classes."""
-        if self._scenario_ids is not None:
-            return list(self._scenario_ids)
-        wanted = set(self.class_names)
-        return [e["id"] for e in data.all_entries() if wanted & set(e["involved_classes"])]
+        """Ids of the multi-turn entries (scenarios) whose data *is* this domain's state.
+
+        Only entries that load these classes with exactly this domain's initial config count:
+        a blueprint written from a scenario's data must run on that data. Every other
+        scenario is its own domain: ``bfcl.<entry id>`` (:meth:`for_entry`).
+        """
+        if self._scenario_ids is None:
+            wanted = {c: canonical_json(cfg) for c, cfg in self._config.items()}
+            self._scenario_ids = [
+                e["id"]
+                for e in data.all_entries()
+                if set(wanted) <= set(e["involved_classes"])
+                and data.is_long_context(e) == self.long_context
+                and all(canonical_json(data.entry_config(e, c)) == text for c, text in wanted.items())
+            ]
+        return list(self._scenario_ids)
 
     def user_context(self, user_id: str, max_chars: int = 6000) -> dict[str, Any]:
-        """One scenario's initial config for this domain's classes, bounded to ``max_chars``.
-
-        Note: this is the scenario's data, not necessarily this environment's state; build
-        ``BFCLDomain.for_entry(user_id)`` to act on it.
-        """
+        """One scenario's initial config for this domain's classes, bounded to ``max_chars``."""
         if user_id not in set(self.user_ids()):
             raise DomainError(f"{user_id!r} is not a scenario of domain {self.name!r}")
         entry = data.get_entry(user_id)
@@ -561,7 +565,7 @@ def bounded(value: Any, max_chars: int = 6000) -> Any:
     """``value`` with long strings, lists and dicts cut (marked) until its JSON fits ``max_chars``."""
     for max_string, max_items in ((400, 40), (200, 20), (100, 10), (60, 5), (30, 3), (20, 2)):
         cut = _cut(value, max_string, max_items)
-        if len(_canonical(cut)) <= max_chars:
+        if len(canonical_json(cut)) <= max_chars:
             return cut
     return cut
 
