@@ -65,6 +65,7 @@ from apigen_mt.domains.base import (
     UnknownToolError,
 )
 from apigen_mt.tools.cow_table import CowTable
+from apigen_mt.tools.jsonable import to_jsonable
 from apigen_mt.tools.json_schema import argument_errors, inline_refs
 
 __all__ = [
@@ -316,20 +317,6 @@ class _Tool:
             ]
             raise ArgumentError(f"Invalid arguments for {self.name}: " + "; ".join(problems)) from None
         return {arg: getattr(model, field) for field, arg in self._fields}
-
-
-# -- plain JSON out --------------------------------------------------------------------------
-def to_jsonable(value: Any) -> Any:
-    """A fresh copy of a tool's result as plain JSON data (never an alias of a record)."""
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)) or isinstance(value, Iterator):
-        return [to_jsonable(item) for item in value]
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
 
 
 # -- the environment -------------------------------------------------------------------------

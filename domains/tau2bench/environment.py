@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
-
 from apigen_mt.domains.base import (
     ArgumentError,
     Environment,
@@ -17,22 +15,10 @@ from apigen_mt.domains.base import (
 from apigen_mt.tools import arithmetic
 from apigen_mt.tools.cow_table import CowTable
 from apigen_mt.tools.json_schema import argument_errors
+from apigen_mt.tools.jsonable import to_jsonable
 
 if TYPE_CHECKING:  # pragma: no cover
     from apigen_mt.domains.tau2bench.domain import Tau2Domain
-
-
-def to_jsonable(value: Any) -> Any:
-    """tau2 return values (pydantic models, lists, dicts) as plain JSON data."""
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(item) for item in value]
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
 
 
 class Tau2Environment(Environment):
