@@ -64,6 +64,19 @@ def _parser() -> argparse.ArgumentParser:
         "--fail-on-reject", action="store_true", help="exit with status 1 if any blueprint fails"
     )
     p.set_defaults(handler=cmd_validate)
+
+    p = sub.add_parser("graph", help="the API dependency graph of a domain (text, DOT or GraphML)")
+    p.add_argument("--domain", required=True, help="a built-in domain name or a module path")
+    p.add_argument("--format", choices=["text", "dot", "graphml"], default="text")
+    p.add_argument("--out", type=Path, help="write here instead of standard output (required for graphml)")
+    p.add_argument("--walks", type=int, default=0, metavar="N", help="also print N sample random walks")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=cmd_graph)
+
+    p = sub.add_parser("context", help="what the generator would be shown: one sampled context (JSON)")
+    p.add_argument("--domain", required=True, help="a built-in domain name or a module path")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=cmd_context)
     return parser
 
 
@@ -157,6 +170,44 @@ def cmd_validate(args: argparse.Namespace) -> int:
         shown = rejected[:5] + ([f"  ... and {len(rejected) - 5} more"] if len(rejected) > 5 else [])
         print("rejected:\n" + "\n".join(shown), file=sys.stderr)
     return 1 if args.fail_on_reject and stages["ok"] < total else 0
+
+
+# -- graph and context -------------------------------------------------------------------------
+def cmd_graph(args: argparse.Namespace) -> int:
+    import random
+
+    from apigen_mt.domains.registry import get_domain
+    from apigen_mt.tools.api_graph import api_graph, describe, random_walk, to_dot, to_graphml
+
+    graph = api_graph(get_domain(args.domain))
+    if args.format == "graphml":
+        if not args.out:
+            raise DomainError("--format graphml needs --out FILE.graphml")
+        to_graphml(graph, args.out)
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        text = describe(graph) if args.format == "text" else to_dot(graph)
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(text + "\n", encoding="utf-8")
+        else:
+            print(text)
+    stats = graph.stats()
+    print(f"{stats['nodes']} tools ({stats['reads']} read, {stats['writes']} write), {stats['edges']} edges, "
+          f"{stats['pruned']} pruned; entry points: {', '.join(stats['entry_points'])}", file=sys.stderr)
+    rng = random.Random(args.seed)
+    for _ in range(args.walks):
+        walk = random_walk(graph, rng)
+        print("walk: " + (" -> ".join(walk) if walk else "(none possible)"), file=sys.stderr)
+    return 0
+
+
+def cmd_context(args: argparse.Namespace) -> int:
+    from apigen_mt.domains.registry import get_domain
+    from apigen_mt.tools.samplers.context import sample_context
+
+    print(json.dumps(sample_context(get_domain(args.domain), args.seed), indent=2, ensure_ascii=False, default=str))
+    return 0
 
 
 # -- helpers -------------------------------------------------------------------------------------

@@ -68,3 +68,29 @@ def test_clear_errors_for_bad_domain_and_missing_file(tmp_path, capsys):
     assert "cannot import domain module 'no_such_pkg.domain'" in capsys.readouterr().err
     assert main(["validate", str(tmp_path / "missing.jsonl"), "--domain", "retail"]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_graph_exports_and_walks(tmp_path, capsys):
+    import networkx as nx
+
+    out = tmp_path / "retail.graphml"
+    assert main(["graph", "--domain", "retail", "--format", "graphml", "--out", str(out)]) == 0
+    graph = nx.read_graphml(out)
+    assert graph.has_edge("get_order_details", "cancel_pending_order")
+    capsys.readouterr()
+    assert main(["graph", "--domain", "retail", "--format", "dot", "--walks", "3"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("digraph") and '"get_order_details" -> "cancel_pending_order"' in captured.out
+    walks = [line for line in captured.err.splitlines() if line.startswith("walk: ")]
+    assert len(walks) == 3
+    assert main(["graph", "--domain", "retail", "--format", "graphml"]) == 2  # needs --out
+    assert "needs --out" in capsys.readouterr().err
+
+
+def test_context_is_reproducible_by_seed(capsys):
+    assert main(["context", "--domain", "airline", "--seed", "7"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert main(["context", "--domain", "airline", "--seed", "7"]) == 0
+    assert json.loads(capsys.readouterr().out) == first
+    assert first["write_tools"] and set(first["write_tools"]) <= set(first["tools"])
+    assert first["user_id"] and first["data"]
