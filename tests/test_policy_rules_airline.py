@@ -8,42 +8,18 @@ reached, as a tool that did not enforce the rule would leave it. The rule must c
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from apigen_mt.domains.airline import rules as airline_rules
 from apigen_mt.domains.airline.rules import FREE_BAGS, RULES
 from apigen_mt.domains.retail import rules as retail_rules
-from apigen_mt.domains.tau2bench.tasks import tau2_blueprints
-from apigen_mt.tools.checks.execution import execute_blueprint
-from apigen_mt.tools.checks.validate import validate_blueprint
-from apigen_mt.tools.executor import ExecutedCall, ExecutionTrace
+from rule_harness import act, documented_exceptions, forged, gold_policy_failures, rule_tests, run
 
 RULE = {rule.name: rule for rule in RULES}
 FLOWN = ("landed", "flying")
 
 
 # -- building traces ---------------------------------------------------------------------------
-def act(name: str, **arguments) -> dict:
-    return {"name": name, "arguments": arguments}
-
-
-def run(domain, actions) -> ExecutionTrace:
-    trace = execute_blueprint(domain, actions)
-    assert not trace.failed, [call.error for call in trace.failed]
-    return trace
-
-
-def forged(domain, setup, name: str, arguments: dict) -> ExecutionTrace:
-    """``setup`` run for real, then one call recorded as successful as if the tool allowed it."""
-    trace = run(domain, setup)
-    trace.calls.append(
-        ExecutedCall(len(trace.calls), name, arguments, domain.tool(name).kind, observation={}, before=trace.env.fork())
-    )
-    return trace
-
-
 class Data:
     """Real records picked from the pristine airline database."""
 
@@ -374,28 +350,10 @@ CASES = {
 }
 
 
-def _traces(result):
-    return result if isinstance(result, tuple) else (result,)
+test_every_rule_has_cases, test_rule_passes_compliant_trace, test_rule_flags_breaching_trace = rule_tests(
+    CASES, RULES, "airline"
+)
 
-
-def test_every_rule_has_cases():
-    assert set(CASES) == set(RULE)
-    for rule in RULES:
-        assert re.fullmatch(r"[a-z][a-z0-9_]*", rule.name) and rule.description and rule.tools
-
-
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_rule_passes_compliant_trace(name, data, airline):
-    for trace in _traces(CASES[name][0](data, airline)):
-        assert RULE[name].check(trace) == [], [c.name for c in trace.calls]
-
-
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_rule_flags_breaching_trace(name, data, airline):
-    for trace in _traces(CASES[name][1](data, airline)):
-        messages = RULE[name].check(trace)
-        assert messages, [c.name for c in trace.calls]
-        assert all(re.search(r"actions\[\d+\] [a-z_]+", m) for m in messages), messages
 
 
 def test_breach_message_explains_policy(data, airline):
@@ -406,26 +364,6 @@ def test_breach_message_explains_policy(data, airline):
 
 
 # -- tau2's gold tasks -----------------------------------------------------------------------------
-def documented_exceptions(module) -> set[str]:
-    doc = module.__doc__
-    section = doc[doc.index("Known gold exceptions"):]
-    return set(re.findall(r"^- ``(tau2-[a-z]+-\d+)``", section, flags=re.M))
-
-
-def gold_policy_failures(domain) -> tuple[int, dict[str, list[str]]]:
-    """(cleanly executing gold tasks, {task id: policy reasons} of those failing policy)."""
-    clean, failures = 0, {}
-    for split in ("train", "test"):
-        for blueprint in tau2_blueprints(domain.name, split):
-            result = validate_blueprint(domain, blueprint.to_json())
-            if result.stage == "execution":
-                continue
-            clean += 1
-            if result.stage == "policy":
-                failures[blueprint.id] = result.reasons
-    return clean, failures
-
-
 EXPECTED_RULES = {  # which rule each known exception breaks
     "tau2-airline-7": "cancellation_allowed",
     "tau2-airline-9": "no_changes_to_flown_flights",
