@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -124,24 +124,15 @@ def cmd_import_tau2(args: argparse.Namespace) -> int:
 
 
 # -- validate ----------------------------------------------------------------------------------
-def read_jsonl(path: Path) -> Iterator[tuple[int, Any, str | None]]:
-    """``(line number, parsed value or None, error or None)`` for each non-blank line."""
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line), None
-            except json.JSONDecodeError as error:
-                yield number, None, f"line {number}: invalid JSON ({error.msg} at column {error.colno})"
-
-
 def cmd_validate(args: argparse.Namespace) -> int:
     from apigen_mt.domains.registry import get_domain
     from apigen_mt.tools.checks.validate import validate_blueprint
+    from apigen_mt.tools.jsonl import read_jsonl
 
     if not args.file.is_file():
         raise DomainError(f"no such file: {args.file}")
+    if args.out and args.out.resolve() == args.file.resolve():
+        raise DomainError(f"--out {args.out} is the input file: choose another path")
     domain = get_domain(args.domain)
     stages: Counter[str] = Counter()
     rejected: list[str] = []

@@ -11,6 +11,7 @@ records (the paper's diff_patch) and two states be compared without dumping whol
 
 from __future__ import annotations
 
+import copy
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
@@ -46,7 +47,7 @@ class ToolSpec:
             "function": {
                 "name": self.name,
                 "description": self.description,
-                "parameters": dict(self.parameters),
+                "parameters": copy.deepcopy(dict(self.parameters)),
             },
         }
 
@@ -100,15 +101,22 @@ class Environment(ABC):
 
     @abstractmethod
     def execute(self, name: str, arguments: Mapping[str, Any]) -> Any:
-        """Run one tool call; return its observation (JSON-able data or a string)."""
+        """Run one tool call; return its observation (JSON-able data or a string).
+
+        A call that raises leaves the state exactly as it was: the verifier and the policy
+        rules rely on failed calls changing nothing.
+        """
 
     @abstractmethod
     def changed_records(self) -> Iterable[RecordChange]:
-        """Every record whose current value differs from the pristine state."""
+        """Every record whose current value differs from the pristine state.
+
+        ``before`` and ``after`` are the caller's own copies: changing them changes nothing.
+        """
 
     @abstractmethod
     def record(self, table: str, key: str) -> Any:
-        """The current value of one record as JSON-able data, or None if absent."""
+        """A copy of one record's current value as JSON-able data; None if absent."""
 
     @abstractmethod
     def fork(self) -> "Environment":
@@ -172,7 +180,9 @@ class Domain(ABC):
         return []
 
     def tool(self, name: str) -> ToolSpec | None:
-        """The spec of one tool, or None."""
+        """The spec of one tool, or None (also for a name that is not a string)."""
+        if not isinstance(name, str):
+            return None
         index = self.__dict__.get("_tool_index")
         if index is None:
             index = self.__dict__["_tool_index"] = {t.name: t for t in self.tools}

@@ -40,10 +40,6 @@ BUILTIN: dict[str, tuple[Callable[[], Domain], str]] = {
 BFCL_ENTRY_PREFIX = "bfcl.multi_turn_"
 
 
-def builtin_names() -> list[str]:
-    return list(BUILTIN)
-
-
 @functools.cache
 def get_domain(name: str) -> Domain:
     """The domain called ``name`` (built-in) or defined by the module at import path ``name``."""

@@ -94,3 +94,11 @@ def test_context_is_reproducible_by_seed(capsys):
     assert json.loads(capsys.readouterr().out) == first
     assert first["write_tools"] and set(first["write_tools"]) <= set(first["tools"])
     assert first["user_id"] and first["data"]
+
+
+def test_validate_refuses_to_overwrite_its_input(tmp_path, capsys):
+    source = tmp_path / "b.jsonl"
+    source.write_text('{"id": "x"}\n')
+    assert main(["validate", str(source), "--domain", "retail", "--out", str(source)]) == 2
+    assert "is the input file" in capsys.readouterr().err
+    assert source.read_text() == '{"id": "x"}\n'

@@ -54,3 +54,14 @@ def test_gold_tasks_never_mutate_pristine(name, request):
         for blueprint in tau2_blueprints(name, split):
             execute_actions(domain.new_env(), blueprint.actions)
     assert canonical_json(pristine.model_dump(mode="json")) == before
+
+
+def test_keyed_access_while_iterating_is_allowed():
+    """Find by iteration, then change by key: the documented pattern must not raise."""
+    table = CowTable({"a": {"v": 1}, "b": {"v": 2}})
+    table["new"] = {"v": 3}
+    for key, record in table.items():
+        if record["v"] == 1:
+            table[key]["v"] = 99
+            table["c"] = {"v": 4}
+    assert table["a"]["v"] == 99 and "c" in table

@@ -56,3 +56,52 @@ def test_snapshots_capture_state_before_each_call(retail):
     )
     assert trace.before(0).record("orders", order.order_id)["status"] == "pending"
     assert trace.env.record("orders", order.order_id)["status"] == "cancelled"
+
+
+def test_no_argument_tool_rejects_extras(airline):
+    call = _one(airline, "list_all_airports", {"x": 1})
+    assert call.error_type == "ArgumentError" and "it takes no arguments" in call.error
+
+
+def test_non_string_tool_name_is_an_unknown_tool(retail):
+    env = retail.new_env()
+    for name in (["x"], None, 5):
+        call = execute_actions(env, [{"name": name, "arguments": {}}]).calls[0]
+        assert call.error_type == "UnknownToolError"
+
+
+def test_integral_floats_are_stored_as_integers(airline):
+    """A model that writes 6.0 for an integer reaches the same state as one that writes 6."""
+    from apigen_mt.tools.verifier import verify
+
+    reservation = next(r for r in airline.pristine.reservations.values() if r.status is None)
+    payment = next(iter(airline.pristine.users[reservation.user_id].payment_methods))
+    gold = {"actions": [{"name": "update_reservation_baggages", "arguments": {
+        "reservation_id": reservation.reservation_id, "total_baggages": 6, "nonfree_baggages": 0,
+        "payment_id": payment}}], "outputs": []}
+    floats = [{"name": "update_reservation_baggages", "arguments": {
+        "reservation_id": reservation.reservation_id, "total_baggages": 6.0, "nonfree_baggages": 0.0,
+        "payment_id": payment}}]
+    assert verify(airline, gold, floats, []).reward == 1.0
+
+
+def test_a_failed_write_leaves_the_state_unchanged(retail, monkeypatch):
+    order = next(o for o in retail.pristine.orders.values() if o.status == "pending")
+    env = retail.new_env()
+
+    def half_done(order_id, reason):
+        env._toolkit.db.orders[order_id].status = "cancelled"
+        raise ValueError("payment gateway unavailable")
+
+    monkeypatch.setattr(env._toolkit, "cancel_pending_order", half_done)
+    call = execute_actions(env, [{"name": "cancel_pending_order",
+                                  "arguments": {"order_id": order.order_id, "reason": "no longer needed"}}]).calls[0]
+    assert call.error == "payment gateway unavailable"
+    assert env.record("orders", order.order_id)["status"] == "pending"
+    assert list(env.changed_records()) == []
+
+
+def test_tool_schemas_handed_out_are_copies(retail):
+    schema = retail.tool("get_order_details").openai_schema()
+    schema["function"]["parameters"]["properties"]["order_id"]["description"] = "changed"
+    assert retail.tool("get_order_details").parameters["properties"]["order_id"]["description"] != "changed"

@@ -54,3 +54,16 @@ def test_hash_and_compare_distinguish_states(retail):
     assert compare_states(a, a.fork()) == []
     missing = compare_states(a, retail.new_env())
     assert "expected to change but did not" in missing[0]
+
+
+def test_diffs_are_copies_not_views_of_pristine(retail):
+    order = _pending_order(retail)
+    env = retail.new_env()
+    execute_actions(env, [{"name": "cancel_pending_order", "arguments": {"order_id": order.order_id, "reason": "no longer needed"}}])
+    change = next(c for c in env.changed_records() if c.key == order.order_id)
+    change.before["status"] = "HACKED"
+    env.record("orders", order.order_id)["status"] = "HACKED"
+    assert env.record("orders", order.order_id)["status"] == "cancelled"
+    fresh = retail.new_env()
+    execute_actions(fresh, [{"name": "get_order_details", "arguments": {"order_id": order.order_id}}])
+    assert not StateDiff.of(fresh)

@@ -69,12 +69,12 @@ class CowTable(MutableMapping[str, V], Generic[V]):
 
     # -- iteration reads without copying ---------------------------------------------------
     def __iter__(self) -> Iterator[str]:
+        # Added keys are listed up front: a keyed read during iteration grows the overlay.
+        added = [k for k, v in self._overlay.items() if k not in self._base and v is not _DELETED]
         for key in self._base:
             if self._overlay.get(key) is not _DELETED:
                 yield key
-        for key, value in self._overlay.items():
-            if key not in self._base and value is not _DELETED:
-                yield key
+        yield from added
 
     def __len__(self) -> int:
         return sum(1 for _ in self)

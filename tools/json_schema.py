@@ -87,8 +87,9 @@ def object_errors(value: Mapping[str, Any], schema: Mapping[str, Any], path: str
         where = f"{path}.{name}" if path else str(name)
         if name in properties:
             errors.extend(schema_errors(item, properties[name], where))
-        elif properties and schema.get("additionalProperties", False) is False:
-            errors.append(f"unexpected argument {where!s} (expected one of: {', '.join(properties)})")
+        elif "properties" in schema and not schema.get("additionalProperties", False):
+            expected = f"expected one of: {', '.join(properties)}" if properties else "it takes no arguments"
+            errors.append(f"unexpected argument {where!s} ({expected})")
     return errors
 
 
@@ -121,3 +122,27 @@ def inline_refs(schema: Any, defs: Mapping[str, Any] | None = None) -> Any:
     if isinstance(schema, list):
         return [inline_refs(item, defs) for item in schema]
     return schema
+
+
+def coerce_integers(value: Any, schema: Mapping[str, Any]) -> Any:
+    """``value`` with integral floats (``6.0``) turned into ints where the schema says integer.
+
+    The checker accepts ``6.0`` for an integer, as JSON does; domain code would store the
+    float and a later state comparison would see ``6.0 != 6``.
+    """
+    if not isinstance(schema, Mapping):
+        return value
+    declared = schema.get("type")
+    names = declared if isinstance(declared, list) else [declared]
+    if isinstance(value, float) and value.is_integer() and any(_TYPE_ALIASES.get(n, n) == "integer" for n in names if n):
+        return int(value)
+    if isinstance(value, Mapping):
+        properties = schema.get("properties") or {}
+        return {k: coerce_integers(v, properties.get(k, {})) for k, v in value.items()}
+    if isinstance(value, list):
+        return [coerce_integers(item, schema.get("items") or {}) for item in value]
+    for key in ("anyOf", "oneOf"):
+        for option in schema.get(key) or []:
+            if not schema_errors(value, option, ""):
+                return coerce_integers(value, option)
+    return value

@@ -122,27 +122,25 @@ def state_hash(env: Environment) -> str:
 
 def compare_states(expected: Environment, actual: Environment) -> list[str]:
     """Reasons two environments of one domain differ (empty when they are equal)."""
-    want = StateDiff.of(expected).final_values()
-    got = StateDiff.of(actual).final_values()
+    want = {(c.table, c.key): c for c in StateDiff.of(expected).changes}
+    got = {(c.table, c.key): c for c in StateDiff.of(actual).changes}
     reasons = []
     for table, key in sorted(set(want) | set(got)):
+        name = f"{table}[{key!r}]"
         if (table, key) not in got:
-            exp = want[(table, key)]
-            pristine = expected.domain.new_env().record(table, key)
-            reasons.append(
-                f"{table}[{key!r}] was expected to change but did not: "
-                + "; ".join(f.render() for f in field_changes(pristine, exp))
-            )
+            change = want[(table, key)]
+            detail = "; ".join(f.render() for f in field_changes(change.before, change.after))
+            reasons.append(f"{name} was expected to change but did not: {detail}")
         elif (table, key) not in want:
-            changes = [c for c in actual.changed_records() if (c.table, c.key) == (table, key)]
-            detail = "; ".join(f.render() for f in field_changes(changes[0].before, changes[0].after))
-            reasons.append(f"{table}[{key!r}] changed but should not have: {detail}")
-        elif canonical_json(want[(table, key)]) != canonical_json(got[(table, key)]):
+            change = got[(table, key)]
+            detail = "; ".join(f.render() for f in field_changes(change.before, change.after))
+            reasons.append(f"{name} changed but should not have: {detail}")
+        elif canonical_json(want[(table, key)].after) != canonical_json(got[(table, key)].after):
             detail = "; ".join(
                 f"{f.path}: expected {_short(f.before)}, got {_short(f.after)}"
-                for f in field_changes(want[(table, key)], got[(table, key)])
+                for f in field_changes(want[(table, key)].after, got[(table, key)].after)
             )
-            reasons.append(f"{table}[{key!r}] differs: {detail}")
+            reasons.append(f"{name} differs: {detail}")
     return reasons
 
 

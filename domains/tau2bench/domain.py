@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-from pathlib import Path
 from typing import Any, ClassVar
 
 from apigen_mt.domains.base import Domain, PolicyRule, ToolKind, ToolSpec
@@ -96,9 +95,3 @@ class Tau2Domain(Domain):
                 )
             )
         return specs
-
-    @classmethod
-    def data_path(cls) -> Path:
-        """Where tau2 keeps this domain's data files (policy, db, tasks)."""
-        utils = import_tau2(f"domains.{cls.tau2_name}.utils")
-        return Path(getattr(utils, f"{cls.tau2_name.upper()}_DB_PATH")).parent

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -10,11 +11,12 @@ from apigen_mt.domains.base import (
     Environment,
     RecordChange,
     ToolExecutionError,
+    ToolKind,
     UnknownToolError,
 )
 from apigen_mt.tools import arithmetic
 from apigen_mt.tools.cow_table import CowTable
-from apigen_mt.tools.json_schema import argument_errors
+from apigen_mt.tools.json_schema import argument_errors, coerce_integers
 from apigen_mt.tools.jsonable import to_jsonable
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -26,9 +28,7 @@ class Tau2Environment(Environment):
 
     def __init__(self, domain: "Tau2Domain", tables: dict[str, CowTable]) -> None:
         self.domain = domain
-        self._tables = tables
-        database = domain.db_class.model_construct(**tables)
-        self._toolkit = domain.toolkit_class(database)
+        self._rebind(tables)
 
     def execute(self, name: str, arguments: Mapping[str, Any]) -> Any:
         spec = self.domain.tool(name)
@@ -42,23 +42,32 @@ class Tau2Environment(Environment):
                 return arithmetic.calculate(arguments["expression"])
             except ValueError as error:
                 raise ToolExecutionError(str(error)) from None
+        arguments = coerce_integers(arguments, spec.parameters)
+        # tau2 checks before it writes, but not everywhere: keep the overlays to restore.
+        saved = None if spec.kind is ToolKind.READ else {n: t.fork() for n, t in self._tables.items()}
         try:
             result = getattr(self._toolkit, name)(**arguments)
         except Exception as error:  # tau2 signals business failures with plain exceptions
+            if saved is not None:
+                self._rebind(saved)
             raise ToolExecutionError(str(error) or type(error).__name__) from error
         return to_jsonable(result)
+
+    def _rebind(self, tables: dict[str, CowTable]) -> None:
+        self._tables = tables
+        self._toolkit = self.domain.toolkit_class(self.domain.db_class.model_construct(**tables))
 
     def changed_records(self) -> Iterator[RecordChange]:
         for table_name, table in self._tables.items():
             for key, pristine, current in table.touched():
-                before = self.domain.pristine_dump(table_name, key) if pristine is not None else None
+                before = copy.deepcopy(self.domain.pristine_dump(table_name, key)) if pristine is not None else None
                 after = current.model_dump(mode="json") if current is not None else None
                 if before != after:
                     yield RecordChange(table_name, key, before, after)
 
     def record(self, table: str, key: str) -> Any:
-        rows = self._tables.get(table)
-        if rows is None or key not in rows:
+        rows = self._tables.get(table) if isinstance(table, str) else None
+        if rows is None or not isinstance(key, str) or key not in rows:
             return None
         return rows.peek(key).model_dump(mode="json")
 
