@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import ast
 import copy
+import decimal
+import fractions
 import json
+import math
+import sys
+import threading
+import time
 
 import pytest
 
@@ -13,18 +19,20 @@ pytest.importorskip("bfcl_eval")
 
 from apigen_mt.domains.base import ArgumentError, DomainError, ToolExecutionError, ToolKind, UnknownToolError  # noqa: E402
 from apigen_mt.domains.bfcl import data  # noqa: E402
-from apigen_mt.domains.bfcl.call_parser import CallParseError, parse_call, parse_calls  # noqa: E402
+from apigen_mt.domains.bfcl.call_parser import CallParseError, parse_call  # noqa: E402
 from apigen_mt.domains.bfcl.domain import (  # noqa: E402
+    ARGUMENT_RANGES,
+    MAX_POWER_DIGITS,
     BFCLDomain,
+    bfcl_json,
     error_message,
     ground_truth_actions,
     method_resolver,
     parse_bfcl_call,
     public_state,
-    to_jsonable,
 )
 from apigen_mt.domains.registry import domain_problems, get_domain  # noqa: E402
-from apigen_mt.tools.executor import execute_actions  # noqa: E402
+from apigen_mt.tools.executor import execute_actions, run_call  # noqa: E402
 from apigen_mt.tools.state_diff import StateDiff, compare_states, state_hash  # noqa: E402
 
 SINGLE_CLASS = {
@@ -83,10 +91,6 @@ def test_parse_literals_negative_numbers_and_nesting():
         "h": 1000.0,
         "s": "it's",
     }
-    assert parse_calls(["cd(folder='a')", "ls(a=True)"]) == [
-        {"name": "cd", "arguments": {"folder": "a"}},
-        {"name": "ls", "arguments": {"a": True}},
-    ]
 
 
 @pytest.mark.parametrize(
@@ -143,7 +147,7 @@ def test_registry_builds_eight_usable_single_class_domains():
         assert counts["other"] == 0 and counts["read"] > 0
         assert (counts["write"] == 0) == (class_name == "MathAPI")
         # pristine state = the first multi_turn_base entry involving the class
-        first = next(e for e in data.load_entries("base") if class_name in e["involved_classes"])
+        first = next(e for e in data.all_entries(("base",)) if class_name in e["involved_classes"])
         assert data.pristine_entry_id(class_name) == first["id"]
         assert domain.initial_config() == {class_name: first["initial_config"].get(class_name, {})}
 
@@ -294,9 +298,9 @@ def test_state_dump_normalises_integral_floats_like_python_equality():
     b.execute("adjustClimateControl", {"temperature": 20.0})
     assert a.instances["VehicleControlAPI"] == b.instances["VehicleControlAPI"]  # BFCL's own __eq__
     assert compare_states(a, b) == []
-    assert to_jsonable({"x": 2.0, "y": 2.5}, state=True) == {"x": 2, "y": 2.5}
-    assert to_jsonable({"x": 2.0}) == {"x": 2.0}
-    assert to_jsonable({3: {1, 2}}) == {"3": [1, 2]}
+    assert bfcl_json({"x": 2.0, "y": 2.5}, state=True) == {"x": 2, "y": 2.5}
+    assert bfcl_json({"x": 2.0}) == {"x": 2.0}
+    assert bfcl_json({3: {1, 2}}) == {"3": [1, 2]}
 
 
 def test_scenarios_are_exactly_those_whose_data_is_the_domain_state():
@@ -306,7 +310,7 @@ def test_scenarios_are_exactly_those_whose_data_is_the_domain_state():
     assert ids and ids[0] == data.pristine_entry_id("TradingBot")
     for id_ in ids:
         assert BFCLDomain.for_entry(id_).new_env().state()["TradingBot"] == trading.new_env().state()["TradingBot"]
-    others = [e["id"] for e in data.entries_for_class("TradingBot") if e["id"] not in ids]
+    others = [e["id"] for e in data.all_entries() if "TradingBot" in e["involved_classes"] and e["id"] not in ids]
     assert others and "long_context" not in "".join(ids)
     context = trading.user_context(ids[0], max_chars=800)
     assert context["scenario_id"] == ids[0] and "TradingBot" in context["initial_config"]
@@ -337,6 +341,171 @@ def test_ground_truth_parses_and_math_is_stateless():
     env = get_domain("bfcl.math").new_env()
     assert env.execute("add", {"a": 1, "b": 2}) == {"result": 3}
     assert env.state() == {"MathAPI": {}} and list(env.changed_records()) == []
+
+
+
+# -- math: numbers, limits, process-wide precision --------------------------------------------
+
+
+@pytest.fixture()
+def math_env():
+    return get_domain("bfcl.math").new_env()
+
+
+def test_math_results_are_plain_json_numbers(math_env):
+    # logarithm returns an mpmath mpf, square_root a Decimal: both become floats
+    result = math_env.execute("logarithm", {"value": 630.0, "base": 6.0, "precision": 10})["result"]
+    assert isinstance(result, float) and math.isclose(result, math.log(630) / math.log(6), rel_tol=1e-9)
+    assert math_env.execute("logarithm", {"value": 1000, "base": 10, "precision": 5}) == {"result": pytest.approx(3.0)}
+    assert math_env.execute("square_root", {"number": 2, "precision": 30})["result"] == pytest.approx(math.sqrt(2))
+    # not finite, or not real: the number's text, so the observation stays valid JSON
+    assert math_env.execute("logarithm", {"value": 0, "base": 10, "precision": 5}) == {"result": "-inf"}
+    negative = math_env.execute("logarithm", {"value": -1, "base": 10, "precision": 5})["result"]
+    assert isinstance(negative, str) and "j" in negative  # an mpc: (0.0 + 1.3644j)
+    assert math_env.execute("power", {"base": -8, "exponent": 0.5})["result"].endswith("j)")  # a complex
+    for observation in (result, negative):
+        json.dumps(observation, allow_nan=False)
+    assert bfcl_json(float("nan")) == "nan" and bfcl_json(decimal.Decimal("1e400")) == "1E+400"
+    assert bfcl_json(fractions.Fraction(1, 4)) == 0.25 and bfcl_json(decimal.Decimal("4"), state=True) == 4
+
+    class Opaque:  # no public attributes: its text, not {}
+        def __init__(self):
+            self._hidden = 1
+
+        def __str__(self):
+            return "opaque"
+
+    class Point:
+        def __init__(self):
+            self.x, self._y = 1, 2
+
+    assert bfcl_json({"a": Opaque(), "b": Point()}) == {"a": "opaque", "b": {"x": 1}}
+
+
+def test_math_arguments_beyond_their_range_are_refused_quickly(math_env):
+    started = time.perf_counter()
+    cases = [
+        ("logarithm", {"value": 10, "base": 2, "precision": 100000}, "precision must be between 1 and 100"),
+        ("logarithm", {"value": 10, "base": 2, "precision": 0}, "precision must be between 1 and 100"),
+        ("square_root", {"number": 2, "precision": 200000}, "precision must be between 1 and 100"),
+        ("power", {"base": 10, "exponent": 10000}, "exponent must be between -1000 and 1000"),
+        ("power", {"base": 2.5, "exponent": -1e6}, "exponent must be between -1000 and 1000"),
+        ("round_number", {"number": 5, "decimal_places": -10**8}, "decimal_places must be between -100 and 100"),
+        ("power", {"base": 10**400, "exponent": 1000}, f"at most {MAX_POWER_DIGITS:,} are allowed"),
+    ]
+    for name, arguments, message in cases:
+        with pytest.raises(ArgumentError, match=message):
+            math_env.execute(name, arguments)
+    assert time.perf_counter() - started < 0.5
+    # the bounds themselves are allowed
+    low, high = ARGUMENT_RANGES["MathAPI"]["logarithm"]["precision"]
+    assert math_env.execute("logarithm", {"value": 8, "base": 2, "precision": high}) == {"result": pytest.approx(3.0)}
+    assert math_env.execute("square_root", {"number": 9, "precision": low}) == {"result": 9.0**0.5}
+    assert math_env.execute("round_number", {"number": 1234.5, "decimal_places": -2}) == {"result": 1200.0}
+    assert math_env.execute("power", {"base": 2, "exponent": -1000})["result"] == 2.0**-1000
+
+
+def test_integers_beyond_64_bits_are_written_as_text(math_env):
+    assert math_env.execute("multiply", {"a": 2**62, "b": 1}) == {"result": 2**62}
+    assert math_env.execute("multiply", {"a": -(2**62), "b": 2}) == {"result": -(2**63)}
+    assert math_env.execute("multiply", {"a": 2**62, "b": 2}) == {"result": str(2**63)}
+    assert math_env.execute("power", {"base": 10, "exponent": 400}) == {"result": "1" + "0" * 400}
+    # more digits than Python's int-to-text limit (4300): still all of them, and it renders
+    call = run_call(math_env, 0, "multiply", {"a": 10**4000, "b": 10**4000})
+    assert call.ok and call.observation == {"result": "1" + "0" * 8000}
+    assert len(call.render()) > 8000
+
+
+def test_math_calls_leave_process_wide_precision_as_it_was(math_env):
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 15
+    decimal.getcontext().prec = 28
+    try:
+        math_env.execute("logarithm", {"value": 10, "base": 3, "precision": 60})
+        assert mpmath.mp.dps == 15
+        math_env.execute("square_root", {"number": 10, "precision": 60})
+        assert decimal.getcontext().prec == 28
+        with pytest.raises(ToolExecutionError):  # log(1) == 0: BFCL returns an error after setting dps
+            math_env.execute("logarithm", {"value": 10, "base": 1, "precision": 40})
+        assert mpmath.mp.dps == 15 and decimal.getcontext().prec == 28
+        # a call's own low precision is honoured, and the caller's high one is back afterwards
+        mpmath.mp.dps = 80
+        result = math_env.execute("logarithm", {"value": 10, "base": 3, "precision": 3})["result"]
+        assert result == 2.09619140625 != math.log(10, 3)  # 3 digits (13 bits) of precision
+        assert mpmath.mp.dps == 80
+    finally:
+        mpmath.mp.dps = 15
+        decimal.getcontext().prec = 28
+
+
+def test_concurrent_math_calls_do_not_see_each_others_precision():
+    """mpmath's precision is one process-wide setting: threads must not interleave inside a call."""
+    domain = get_domain("bfcl.math")
+    expected = {p: domain.new_env().execute("logarithm", {"value": 10, "base": 3, "precision": p}) for p in (3, 60)}
+    wrong: list[int] = []
+
+    def work(precision: int) -> None:
+        env = domain.new_env()
+        for _ in range(1500):
+            if env.execute("logarithm", {"value": 10, "base": 3, "precision": precision}) != expected[precision]:
+                wrong.append(precision)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible (without the lock: ~10 wrong results)
+    try:
+        threads = [threading.Thread(target=work, args=(p,)) for p in (3, 60, 3, 60)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert wrong == []
+
+# -- robustness of the environment API ------------------------------------------------------------
+
+
+def test_odd_tool_names_and_record_keys_are_answered_not_crashed(file_system):
+    env = file_system.new_env()
+    for name in (["x"], None, {"a": 1}, 5):
+        with pytest.raises(UnknownToolError, match="not found"):
+            env.execute(name, {})
+        assert file_system.owner(name) is None
+    assert env.record("GorillaFileSystem", 5) is None
+    assert env.record(["GorillaFileSystem"], "root") is None
+    assert env.record("GorillaFileSystem", None) is None
+    assert env.record("GorillaFileSystem", "root") is not None
+
+
+def test_diffs_never_alias_the_shared_pristine_state(file_system):
+    env = file_system.new_env()
+    env.execute("touch", {"file_name": "x.txt"})
+    (change,) = env.changed_records()
+    change.before["contents"].clear()  # a caller editing a diff it was handed
+    file_system.pristine_state("GorillaFileSystem")["root"]["contents"].clear()
+    StateDiff.of(env).changes[0].before["contents"]["injected"] = 1
+    assert list(file_system.new_env().changed_records()) == []
+    other = file_system.new_env()
+    other.execute("touch", {"file_name": "x.txt"})
+    (again,) = other.changed_records()
+    assert again.before == file_system.new_env().record("GorillaFileSystem", "root")
+    assert "injected" not in again.before["contents"] and again.before["contents"]
+
+
+def test_damaged_data_files_raise_domain_errors(tmp_path):
+    good = tmp_path / "good.json"
+    good.write_text('{"id": "a"}\n\n{"id": "b"}\n', encoding="utf-8")
+    assert data._read_rows(good) == [{"id": "a"}, {"id": "b"}]
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"id": "a"}\n{"id": \n', encoding="utf-8")
+    with pytest.raises(DomainError, match="line 2: invalid JSON"):
+        data._read_rows(bad)
+    not_object = tmp_path / "list.json"
+    not_object.write_text("[1, 2]\n", encoding="utf-8")
+    with pytest.raises(DomainError, match="line 1: expected a JSON object, got list"):
+        data._read_rows(not_object)
+    with pytest.raises(DomainError, match="data file missing"):
+        data._read_rows(tmp_path / "absent.json")
 
 
 # -- acceptance: all 800 multi-turn entries against BFCL's own classes ---------------------------
@@ -392,7 +561,7 @@ def test_ground_truth_replay_matches_bfcl_on_all_800_entries():
                     mismatches.append(
                         f"{entry['id']} turn {turn_index} {text}: ours {call.error or 'ok'!r}, BFCL {ref_result!r:.200}"
                     )
-                elif call.ok and call.observation != to_jsonable(ref_result):
+                elif call.ok and call.observation != bfcl_json(ref_result):
                     mismatches.append(f"{entry['id']} turn {turn_index} {text}: observations differ")
             for class_name, ref_instance in reference.items():
                 valid, differences = _compare_instances(env.instances[class_name], ref_instance)
@@ -410,3 +579,20 @@ def test_tool_kinds_json_is_up_to_date():
     from apigen_mt.domains.bfcl.classify import main
 
     assert main(["--check"]) == 0
+
+
+def test_a_failed_write_leaves_the_state_unchanged(monkeypatch):
+    """BFCL methods may change state and then report an error: the contract rolls that back."""
+    domain = get_domain("bfcl.file_system")
+    env = domain.new_env()
+    instance = env.instances["GorillaFileSystem"]
+    public = next(name for name in vars(instance) if not name.startswith("_"))
+
+    def half_done(self, dir_name):
+        setattr(self, public, "half-written")
+        return {"error": f"mkdir: cannot create directory '{dir_name}': disk full"}
+
+    monkeypatch.setattr(type(instance), "mkdir", half_done)
+    call = execute_actions(env, [{"name": "mkdir", "arguments": {"dir_name": "x"}}]).calls[0]
+    assert call.error == "mkdir: cannot create directory 'x': disk full"
+    assert list(env.changed_records()) == []

@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-_TYPE_ALIASES = {"dict": "object", "float": "number", "tuple": "array", "list": "array", "int": "integer", "bool": "boolean", "str": "string"}
+TYPE_ALIASES = {"dict": "object", "float": "number", "tuple": "array", "list": "array", "int": "integer", "bool": "boolean", "str": "string"}
 
 
 def _matches_type(value: Any, type_name: str) -> bool:
-    type_name = _TYPE_ALIASES.get(type_name, type_name)
+    type_name = TYPE_ALIASES.get(type_name, type_name)
     if type_name == "any":
         return True
     if type_name == "string":
@@ -64,7 +64,7 @@ def schema_errors(value: Any, schema: Mapping[str, Any], path: str) -> list[str]
     if declared is not None:
         names = declared if isinstance(declared, list) else [declared]
         if not any(_matches_type(value, n) for n in names):
-            want = " or ".join(_TYPE_ALIASES.get(n, n) for n in names)
+            want = " or ".join(TYPE_ALIASES.get(n, n) for n in names)
             return [f"{path} must be {want}, got {_json_type(value)} {value!r:.60}"]
     if "enum" in schema and value not in schema["enum"]:
         errors.append(f"{path} must be one of {list(schema['enum'])}, got {value!r:.60}")
@@ -134,7 +134,7 @@ def coerce_integers(value: Any, schema: Mapping[str, Any]) -> Any:
         return value
     declared = schema.get("type")
     names = declared if isinstance(declared, list) else [declared]
-    if isinstance(value, float) and value.is_integer() and any(_TYPE_ALIASES.get(n, n) == "integer" for n in names if n):
+    if isinstance(value, float) and value.is_integer() and any(TYPE_ALIASES.get(n, n) == "integer" for n in names if n):
         return int(value)
     if isinstance(value, Mapping):
         properties = schema.get("properties") or {}

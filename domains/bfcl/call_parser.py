@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ast
 import inspect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 #: Resolves a function name to what positional arguments are mapped with: a callable (its
@@ -84,15 +84,6 @@ def parse_call(text: str, resolve: Resolver | Mapping[str, Any] | None = None) -
         # keep the call's own order: positional first, then keywords
         arguments = {**{p: arguments[p] for p in names[: len(positional)]}, **arguments}
     return name, arguments
-
-
-def parse_calls(texts: Iterable[str], resolve: Resolver | Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Several call strings as ``[{"name", "arguments"}]`` actions."""
-    actions = []
-    for text in texts:
-        name, arguments = parse_call(text, resolve)
-        actions.append({"name": name, "arguments": arguments})
-    return actions
 
 
 def literal_value(node: ast.AST, source: str = "") -> Any:

@@ -40,8 +40,8 @@ from apigen_mt.domains.bfcl.domain import (
     BFCLEnvironment,
     ground_truth_actions,
     public_state,
-    to_jsonable,
 )
+from apigen_mt.tools.jsonable import to_jsonable
 
 Args = dict[str, Any] | Callable[[BFCLEnvironment], dict[str, Any]]
 
@@ -194,7 +194,7 @@ def private_fingerprint(instance: Any) -> dict[str, Any]:
             out[name] = repr(value.getstate())
         elif type(value).__name__ in ("Directory", "File"):
             out[name] = id(value)  # where it points (the current directory), not its content
-        else:
+        else:  # floats and dicts (TravelAPI's _flight_cost_lookup): the generic conversion suffices
             out[name] = json.dumps(to_jsonable(value), sort_keys=True, default=str)
     return out
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 import copy
 import functools
 import importlib
-import json
 from pathlib import Path
 from typing import Any
 
 from apigen_mt.domains.base import DomainError
+from apigen_mt.tools.jsonl import read_jsonl
 
 INSTALL_HINT = (
     "bfcl-eval is not installed. Run `make setup`, or: pip install --no-deps bfcl-eval && pip install mpmath"
@@ -101,31 +101,26 @@ def func_docs(class_name: str) -> tuple[dict[str, Any], ...]:
     check_class(class_name)
     file_name = _backend_config().MULTI_TURN_FUNC_DOC_FILE_MAPPING[class_name]
     path = data_dir() / "multi_turn_func_doc" / file_name
-    return tuple(_read_jsonl(path))
+    return tuple(_read_rows(path))
 
 
 @functools.cache
 def _entries(category: str) -> tuple[dict[str, Any], ...]:
     if category not in CATEGORIES:
         raise DomainError(f"unknown BFCL multi-turn category {category!r}: use one of {', '.join(CATEGORIES)}")
-    return tuple(_read_jsonl(data_dir() / f"BFCL_v4_multi_turn_{category}.json"))
+    return tuple(_read_rows(data_dir() / f"BFCL_v4_multi_turn_{category}.json"))
 
 
 @functools.cache
 def _ground_truth(category: str) -> dict[str, list[list[str]]]:
     _entries(category)  # validates the name
     path = data_dir() / "possible_answer" / f"BFCL_v4_multi_turn_{category}.json"
-    return {row["id"]: row["ground_truth"] for row in _read_jsonl(path)}
+    return {row["id"]: row["ground_truth"] for row in _read_rows(path)}
 
 
 @functools.cache
 def _index() -> dict[str, tuple[str, int]]:
     return {e["id"]: (category, i) for category in CATEGORIES for i, e in enumerate(_entries(category))}
-
-
-def load_entries(category: str) -> list[dict[str, Any]]:
-    """The entries of one multi-turn file, in file order (shared objects: do not mutate)."""
-    return list(_entries(category))
 
 
 def all_entries(categories: tuple[str, ...] = CATEGORIES) -> list[dict[str, Any]]:
@@ -155,12 +150,6 @@ def is_long_context(entry: dict[str, Any] | str) -> bool:
     entry_id = entry if isinstance(entry, str) else entry["id"]
     category = entry_id.rsplit("_", 1)[0]
     return "long_context" in category or "composite" in category
-
-
-def entries_for_class(class_name: str, categories: tuple[str, ...] = CATEGORIES) -> list[dict[str, Any]]:
-    """Entries whose ``involved_classes`` contain ``class_name``, category by category."""
-    check_class(class_name)
-    return [e for e in all_entries(categories) if class_name in e["involved_classes"]]
 
 
 def pristine_entry_id(class_name: str) -> str:
@@ -195,9 +184,16 @@ def load_instance(class_name: str, config: dict[str, Any] | None, long_context: 
     return instance
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a bfcl-eval data file (JSON Lines); DomainError on a bad line."""
+    rows = []
     try:
-        text = path.read_text(encoding="utf-8")
+        for number, value, error in read_jsonl(path):
+            if error is None and not isinstance(value, dict):
+                error = f"line {number}: expected a JSON object, got {type(value).__name__}"
+            if error is not None:
+                raise DomainError(f"BFCL data file {path} is damaged: {error}. Reinstall bfcl-eval.")
+            rows.append(value)
     except FileNotFoundError:
         raise DomainError(f"BFCL data file missing: {path}. {INSTALL_HINT}") from None
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return rows

@@ -11,7 +11,15 @@ JSON data. File-system ``Directory``/``File`` objects become nested dicts in the
 as BFCL's scenario configs (``{"type": "directory", "contents": {...}}``); the
 ``Directory.parent`` back-link is skipped (it makes the tree cyclic); sets become sorted
 lists. Integral floats are written as ints in state dumps, because BFCL compares states with
-Python ``==`` where ``20 == 20.0``; observations keep their exact values.
+Python ``==`` where ``20 == 20.0``; observations keep their exact values. Values are always
+valid JSON (:func:`bfcl_json`): mpmath/Decimal results become floats, non-finite numbers and
+ints beyond 64 bits their text.
+
+Math limits: BFCL's MathAPI sets process-wide precision and has no bounds, so one call could
+stall a worker (``logarithm(precision=100000)``) or leak its precision into other
+conversations. Precision-, decimal-places- and exponent-like arguments are checked against
+:data:`ARGUMENT_RANGES` (an :class:`ArgumentError` names the range), and every call runs in
+:func:`numeric_context`, which restores mpmath's and decimal's precision afterwards.
 
 What is *not* state: private attributes such as the file system's current directory
 (``_current_dir``) or the seeded random generators (``_random``). They still travel with
@@ -25,17 +33,25 @@ Errors: BFCL methods mostly *return* an error instead of raising. A returned dic
 becomes a :class:`ToolExecutionError` with that message; so do the list-wrapped forms some
 methods use when the user is not logged in (``[{"error": ...}]`` from TicketAPI and
 TradingBot, ``["Error: ..."]`` from ``get_watchlist``), and any exception the method
-raises (``get_flight_cost`` raises ``ValueError`` for unknown routes). State changes a
-method made before failing are kept, as in BFCL.
+raises (``get_flight_cost`` raises ``ValueError`` for unknown routes). A failed write
+leaves the state as it was (the contract of ``Environment.execute``): the instance is
+restored from a copy taken before the call. Read-classified functions were measured not
+to change public state, so they run without that copy.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime
+import decimal
 import functools
 import inspect
 import json
+import math
+import numbers
+import sys
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
@@ -54,7 +70,7 @@ from apigen_mt.domains.base import (
 )
 from apigen_mt.domains.bfcl import data
 from apigen_mt.domains.bfcl.call_parser import parse_call
-from apigen_mt.tools.json_schema import argument_errors
+from apigen_mt.tools.json_schema import TYPE_ALIASES, argument_errors
 from apigen_mt.tools.state_diff import canonical_json
 
 TOOL_KINDS_PATH = Path(__file__).with_name("tool_kinds.json")
@@ -67,42 +83,46 @@ FORK_COST_NOTE = (
     "its database in ~100-370 ms, so copy-on-write is not worth its complexity here."
 )
 
-_TYPE_ALIASES = {
-    "dict": "object",
-    "float": "number",
-    "tuple": "array",
-    "list": "array",
-    "int": "integer",
-    "bool": "boolean",
-    "str": "string",
-}
-
-
 # -- JSON views of BFCL values -------------------------------------------------------------
 
 
-def to_jsonable(value: Any, *, state: bool = False, _path: frozenset[int] = frozenset()) -> Any:
-    """A BFCL value (return value or attribute) as plain JSON data.
+#: Integers outside the signed 64-bit range are written as decimal strings: JSON readers in
+#: other languages lose their digits, and Python's own ``json.dumps`` refuses ints of more
+#: than 4300 digits (``power(base=10, exponent=5000)``), which would break rendering.
+MAX_JSON_INT = 2**63
+
+
+def bfcl_json(value: Any, *, state: bool = False, _path: frozenset[int] = frozenset()) -> Any:
+    """A BFCL value (return value or attribute) as plain JSON data: always a fresh copy.
+
+    Unlike the generic :func:`apigen_mt.tools.jsonable.to_jsonable`, this knows BFCL's
+    values: file-system ``Directory``/``File`` trees (scenario-config shape, no parent
+    back-link, cycle-safe), sets (sorted lists), plain objects (their public attributes), and
+    numbers that are not Python floats (mpmath's ``mpf`` from ``logarithm``, ``Decimal`` from
+    ``square_root``): those become floats. A number that is not finite (or too large for a
+    float) becomes its text, and so does an int outside the 64-bit range
+    (:data:`MAX_JSON_INT`), so the result is always valid JSON that ``json.dumps`` accepts.
+    An object with no public attributes (``mpc``, a complex) is written as its text.
 
     ``state=True`` is for state dumps: integral floats become ints (BFCL compares with ``==``).
     """
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
+        return _int_json(value)
+    if isinstance(value, float):  # inlined: state dumps are hot
         if state and value.is_integer() and abs(value) < 2**53:
             return int(value)
-        return value
+        return value if math.isfinite(value) else str(value)
     if id(value) in _path:  # a cycle (possible with odd cp/mv calls): do not recurse forever
         return {"<cycle>": getattr(value, "name", type(value).__name__)}
     inner = _path | {id(value)}
-    if isinstance(value, Mapping):
-        return {_key(k): to_jsonable(v, state=state, _path=inner) for k, v in value.items()}
+    if isinstance(value, dict) or isinstance(value, Mapping):  # dict first: ABC checks are slow
+        return {_key(k): bfcl_json(v, state=state, _path=inner) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [to_jsonable(v, state=state, _path=inner) for v in value]
+        return [bfcl_json(v, state=state, _path=inner) for v in value]
     if isinstance(value, (set, frozenset)):
-        items = [to_jsonable(v, state=state, _path=inner) for v in value]
+        items = [bfcl_json(v, state=state, _path=inner) for v in value]
         return sorted(items, key=lambda item: json.dumps(item, sort_keys=True, default=str))
     if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
         return value.isoformat()
@@ -115,18 +135,53 @@ def to_jsonable(value: Any, *, state: bool = False, _path: frozenset[int] = froz
         }
     if kind == "File" and hasattr(value, "content"):
         return {"type": "file", "name": value.name, "content": value.content}
-    if hasattr(value, "__dict__"):
-        return {
-            name: to_jsonable(attr, state=state, _path=inner)
-            for name, attr in vars(value).items()
-            if not name.startswith("_") and name != "parent"
-        }
-    return str(value)
+    if isinstance(value, numbers.Integral):  # checked late: ABC checks are slow, state dumps are hot
+        return _int_json(value)
+    if isinstance(value, (numbers.Real, decimal.Decimal)) or hasattr(value, "__float__"):
+        return _float_json(value, state)
+    public = {
+        name: attr
+        for name, attr in getattr(value, "__dict__", {}).items()
+        if not name.startswith("_") and name != "parent"
+    }
+    if public:
+        return {name: bfcl_json(attr, state=state, _path=inner) for name, attr in public.items()}
+    return _text(value)
+
+
+def _int_json(value: int) -> int | str:
+    value = int(value)  # a plain int, also for IntEnum-like subclasses
+    return value if -MAX_JSON_INT <= value < MAX_JSON_INT else _int_text(value)
+
+
+def _float_json(value: Any, state: bool) -> Any:
+    """A float (a finite one), else the number's text."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):  # a complex, a Fraction too big for a float
+        return _text(value)
+    if not math.isfinite(number):
+        return _text(value)
+    if state and number.is_integer() and abs(number) < 2**53:
+        return int(number)
+    return number
+
+
+def _int_text(value: int) -> str:
+    """All digits of a big int (``str()`` refuses more than 4300; ``Decimal`` does not)."""
+    return str(decimal.Decimal(value))
+
+
+def _text(value: Any) -> str:
+    try:
+        return str(value)
+    except ValueError:  # a number whose digits exceed Python's int-to-text limit
+        return f"<{type(value).__name__} too large to show>"
 
 
 def _file_node(value: Any, state: bool, path: frozenset[int]) -> Any:
     """A child in a directory: like the scenario configs, names are only the keys."""
-    node = to_jsonable(value, state=state, _path=path)
+    node = bfcl_json(value, state=state, _path=path)
     if isinstance(node, dict) and node.get("type") in ("file", "directory"):
         node = {k: v for k, v in node.items() if k != "name"}
     return node
@@ -139,7 +194,7 @@ def _key(key: Any) -> str:
 def public_state(instance: Any) -> dict[str, Any]:
     """The public attributes of a BFCL instance as JSON data (one record per attribute)."""
     return {
-        name: to_jsonable(value, state=True)
+        name: bfcl_json(value, state=True)
         for name, value in vars(instance).items()
         if not name.startswith("_")
     }
@@ -175,7 +230,7 @@ def normalise_schema(schema: Any) -> Any:
     for key, value in schema.items():
         if key == "type":
             names = value if isinstance(value, list) else [value]
-            names = [_TYPE_ALIASES.get(n, n) for n in names]
+            names = [TYPE_ALIASES.get(n, n) for n in names]
             if "any" in names:
                 continue
             out["type"] = names if isinstance(value, list) else names[0]
@@ -234,6 +289,67 @@ def _override_types(schema: dict[str, Any], overrides: Mapping[str, list[str]]) 
             extra = [t for t in (current if isinstance(current, list) else [current]) if t == "null"]
             properties[name] = {**properties[name], "type": [*types, *extra]}
     return {**schema, "properties": properties}
+
+
+#: Allowed ranges of the arguments that set how much work a math call does, checked before
+#: the call (BFCL has no limits: ``logarithm(precision=100000)`` takes seconds,
+#: ``power(base=10, exponent=10**7)`` forever, ``round_number(5, decimal_places=-10**8)``
+#: builds a 10**8-digit int). Results are floats, so more than ~17 digits of precision is
+#: never visible anyway; BFCL's ground truth uses precision 2-10 and no other of these.
+ARGUMENT_RANGES: dict[str, dict[str, dict[str, tuple[int, int]]]] = {
+    "MathAPI": {
+        "logarithm": {"precision": (1, 100)},
+        "square_root": {"precision": (1, 100)},
+        "round_number": {"decimal_places": (-100, 100)},
+        "power": {"exponent": (-1000, 1000)},
+    },
+}
+
+#: An integer ``power`` may have at most this many digits (``power(base=10**400,
+#: exponent=1000)`` is in range but would be a 400,000-digit number).
+MAX_POWER_DIGITS = 10_000
+
+
+def argument_limit_errors(class_name: str, name: str, arguments: Mapping[str, Any]) -> list[str]:
+    """Arguments outside :data:`ARGUMENT_RANGES` (or a too-large integer power), as messages."""
+    problems = []
+    for param, (low, high) in ARGUMENT_RANGES.get(class_name, {}).get(name, {}).items():
+        value = arguments.get(param)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not low <= value <= high:
+            problems.append(f"{param} must be between {low} and {high}, got {value!r:.60}")
+    if class_name == "MathAPI" and name == "power" and not problems:
+        base, exponent = arguments.get("base"), arguments.get("exponent")
+        if _is_int(base) and _is_int(exponent) and exponent > 0 and abs(base) > 1:
+            digits = exponent * math.log10(abs(base))
+            if digits > MAX_POWER_DIGITS:
+                problems.append(
+                    f"the result would be an integer of about {digits:,.0f} digits; at most "
+                    f"{MAX_POWER_DIGITS:,} are allowed (use a smaller exponent or a float base)"
+                )
+    return problems
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+#: BFCL's math methods set process-wide precision (``mpmath.mp.dps`` in ``logarithm``, the
+#: thread's decimal context in ``square_root``). :func:`numeric_context` restores both after
+#: every call; this lock keeps concurrent calls (threads) from seeing each other's mpmath setting.
+_NUMERIC_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def numeric_context() -> Iterator[None]:
+    """Run a BFCL call with mpmath's and decimal's precision saved and restored afterwards."""
+    mpmath = sys.modules.get("mpmath")  # imported with MathAPI; if not, nothing can change it
+    with _NUMERIC_LOCK, decimal.localcontext():
+        saved = mpmath.mp.prec if mpmath is not None else None
+        try:
+            yield
+        finally:
+            if mpmath is not None:
+                mpmath.mp.prec = saved
 
 
 @functools.cache
@@ -304,6 +420,8 @@ class BFCLEnvironment(Environment):
         if owner is None:
             raise UnknownToolError(f"Tool '{name}' not found. Available tools: {', '.join(domain.tool_names)}")
         problems = argument_errors(arguments, domain.checking_schema(name))
+        if not problems:
+            problems = argument_limit_errors(owner, name, arguments)
         if problems:
             raise ArgumentError(f"Invalid arguments for {name}: " + "; ".join(problems))
         method = getattr(self._instances[owner], name)
@@ -315,33 +433,46 @@ class BFCLEnvironment(Environment):
         for param, default in domain.mutable_defaults(name).items():
             if param not in kwargs:
                 kwargs[param] = copy.deepcopy(default)
-        try:
-            result = method(**kwargs)
-        except Exception as error:  # BFCL also raises (ValueError for unknown routes, ...)
-            raise ToolExecutionError(str(error) or type(error).__name__) from error
-        message = error_message(result)
-        if message is not None:
-            raise ToolExecutionError(message)
-        return to_jsonable(result)
+        spec = domain.tool(name)
+        saved = None if spec.kind is ToolKind.READ else copy.deepcopy(self._instances[owner])
+        with numeric_context():  # converted inside: an mpmath value prints at the call's precision
+            try:
+                result = method(**kwargs)
+            except Exception as error:  # BFCL also raises (ValueError for unknown routes, ...)
+                self._restore(owner, saved)
+                raise ToolExecutionError(str(error) or type(error).__name__) from error
+            message = error_message(result)
+            if message is not None:
+                self._restore(owner, saved)
+                raise ToolExecutionError(message)
+            return bfcl_json(result)
+
+    def _restore(self, owner: str, saved: Any) -> None:
+        if saved is not None:
+            self._instances[owner] = saved
 
     def state(self) -> dict[str, dict[str, Any]]:
         """The whole public state: ``{class: {attribute: value}}`` as JSON data."""
         return {class_name: public_state(instance) for class_name, instance in self._instances.items()}
 
     def changed_records(self) -> Iterator[RecordChange]:
+        """Changed records; ``before`` is a copy of the pristine value, never the shared one."""
         for class_name, instance in self._instances.items():
-            pristine = self.domain.pristine_state(class_name)
+            pristine = self.domain._pristine_state[class_name]
+            pristine_text = self.domain._pristine_text[class_name]
             current = public_state(instance)
             for key in list(pristine) + [k for k in current if k not in pristine]:
-                before, after = pristine.get(key), current.get(key)
-                if canonical_json(before) != canonical_json(after):
-                    yield RecordChange(class_name, key, before, after)
+                after = current.get(key)
+                if pristine_text.get(key, "null") != canonical_json(after):
+                    yield RecordChange(class_name, key, copy.deepcopy(pristine.get(key)), after)
 
     def record(self, table: str, key: str) -> Any:
+        if not isinstance(table, str) or not isinstance(key, str):
+            return None
         instance = self._instances.get(table)
         if instance is None or key.startswith("_") or key not in vars(instance):
             return None
-        return to_jsonable(vars(instance)[key], state=True)
+        return bfcl_json(vars(instance)[key], state=True)
 
     def fork(self) -> "BFCLEnvironment":
         return BFCLEnvironment(self.domain, copy.deepcopy(self._instances))
@@ -406,6 +537,9 @@ class BFCLDomain(Domain):
             {c: data.load_instance(c, self._config[c], self.long_context) for c in classes}
         )
         self._pristine_state = {c: public_state(inst) for c, inst in self._prototype.items()}
+        self._pristine_text = {
+            c: {key: canonical_json(value) for key, value in state.items()} for c, state in self._pristine_state.items()
+        }
         excluded = set(excluded_functions)
         self._owners: dict[str, str] = {}
         self._check_schemas: dict[str, Any] = {}
@@ -533,7 +667,7 @@ class BFCLDomain(Domain):
 
     def owner(self, tool_name: str) -> str | None:
         """The class a tool belongs to, or None for a tool this domain does not have."""
-        return self._owners.get(tool_name)
+        return self._owners.get(tool_name) if isinstance(tool_name, str) else None
 
     def checking_schema(self, tool_name: str) -> Any:
         return self._check_schemas[tool_name]
@@ -542,8 +676,8 @@ class BFCLDomain(Domain):
         return self._mutable_defaults.get(tool_name, {})
 
     def pristine_state(self, class_name: str) -> dict[str, Any]:
-        """The pristine public state of one class as JSON data (shared: do not mutate)."""
-        return self._pristine_state[class_name]
+        """A copy of the pristine public state of one class as JSON data."""
+        return copy.deepcopy(self._pristine_state[class_name])
 
     def initial_config(self) -> dict[str, Any]:
         """A copy of the config this domain was loaded with."""
