@@ -67,6 +67,8 @@ from apigen_mt.domains.base import (
 from apigen_mt.tools.cow_table import CowTable
 from apigen_mt.tools.jsonable import to_jsonable
 from apigen_mt.tools.json_schema import argument_errors, inline_refs
+from apigen_mt.tools.jsonl import read_jsonl
+from apigen_mt.tools.state_diff import canonical_json
 
 __all__ = [
     "Db",
@@ -364,9 +366,10 @@ class SimpleEnvironment(Environment):
             self._tables.update(saved)
 
     def changed_records(self) -> Iterator[RecordChange]:
+        # compared as canonical JSON, like the state diff: 1, 1.0 and True are different values
         for table_name, table in self._tables.items():
             for key, pristine, current in table.touched():
-                if pristine != current:
+                if canonical_json(pristine) != canonical_json(current):
                     yield RecordChange(table_name, key, copy.deepcopy(pristine), copy.deepcopy(current))
 
     def record(self, table: str, key: str) -> Any:
@@ -420,13 +423,13 @@ def _load_examples(examples: Iterable[Any] | str | Path | None) -> list[Any]:
         return []
     raw: list[tuple[str, Any]] = []
     if isinstance(examples, (str, Path)):
-        for number, line in enumerate(_read_text(Path(examples), "examples").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                raw.append((f"{examples} line {number}", json.loads(line)))
-            except json.JSONDecodeError as error:
-                raise DomainError(f"{examples} line {number}: invalid JSON ({error.msg})") from None
+        try:
+            for number, item, error in read_jsonl(examples):
+                if error is not None:  # "line 3: invalid JSON (...)"
+                    raise DomainError(f"{examples} {error}")
+                raw.append((f"{examples} line {number}", item))
+        except OSError as error:
+            raise DomainError(f"cannot read the examples file {examples}: {error.strerror or error}") from None
     else:
         raw = [(f"example {index}", item) for index, item in enumerate(examples)]
     out = []
@@ -594,10 +597,6 @@ class SimpleDomain(Domain):
 
     def bound_tool(self, name: str) -> _Tool | None:
         return self._bound.get(name) if isinstance(name, str) else None
-
-    def tool_function(self, name: str) -> Callable[..., Any]:
-        """The Python function behind a tool."""
-        return self._bound[name].function
 
     def pristine_intact(self) -> bool:
         """Whether the pristine data still equals what was loaded.

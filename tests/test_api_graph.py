@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import itertools
 import json
 import random
 import re
+from pathlib import Path
 
 import networkx as nx
 import pytest
@@ -17,6 +19,8 @@ from apigen_mt.tools.api_graph import (
     shape,
     to_dot,
 )
+from apigen_mt.tools import api_graph as api_graph_package
+from apigen_mt.tools.api_graph import values
 from fake_shop import ShopDomain
 
 
@@ -249,3 +253,22 @@ def test_dot_export(airline_graph):
 def test_graph_is_cached_per_domain(retail):
     assert api_graph(retail) is api_graph(retail)
     assert isinstance(api_graph(retail), ApiGraph)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name, nodes, edges, pruned", [("retail", 13, 60, 28), ("airline", 12, 74, 3)])
+def test_graph_sizes(name, nodes, edges, pruned, request):
+    stats = build_api_graph(request.getfixturevalue(name)).stats()
+    assert (stats["nodes"], stats["edges"], stats["pruned"]) == (nodes, edges, pruned)
+
+
+def test_modules_share_only_public_names():
+    """A name imported from another module of the package has no leading underscore."""
+    package = Path(api_graph_package.__file__).parent
+    for module in sorted(package.glob("*.py")):
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("apigen_mt.tools.api_graph"):
+                private = [alias.name for alias in node.names if alias.name.startswith("_")]
+                assert not private, f"{module.name} imports {private} from {node.module}"
+    assert not hasattr(values, "_canonical")  # one canonical JSON: apigen_mt.tools.state_diff.canonical_json

@@ -248,6 +248,47 @@ def test_fork_is_independent(bank):
     assert env.record("accounts", "nope") is None and env.record("nope", "a1") is None
 
 
+def test_changed_records_compare_like_the_state_diff():
+    """1, 1.0 and True are equal in Python but different JSON values: both views must see a change."""
+
+    @tool(kind="write")
+    def retype(db: Db, account_id: str) -> dict:
+        """Store the balance as a float and add a flag, with equal Python values.
+
+        Args:
+            account_id: The account id.
+        """
+        account = db["accounts"][account_id]
+        account["balance"] = float(account["balance"])
+        return account
+
+    @tool(kind="write")
+    def rewrite(db: Db, account_id: str) -> dict:
+        """Write the same values back (no change).
+
+        Args:
+            account_id: The account id.
+        """
+        account = db["accounts"][account_id]
+        account["balance"] = int(account["balance"])
+        return account
+
+    domain = make(tools=[retype, rewrite])
+    env = domain.new_env()
+    env.execute("rewrite", {"account_id": "a2"})  # touched, unchanged: not a change
+    env.execute("retype", {"account_id": "a1"})
+    changes = list(env.changed_records())
+    assert [(c.table, c.key, c.before["balance"], c.after["balance"]) for c in changes] == [
+        ("accounts", "a1", 100, 100.0)
+    ]
+    assert type(changes[0].after["balance"]) is float
+    assert [(c.table, c.key) for c in StateDiff.of(env).changes] == [("accounts", "a1")]
+
+
+def test_no_tool_function_accessor():
+    assert not hasattr(SimpleDomain, "tool_function")  # the bound tool is bound_tool(name).function
+
+
 def test_pristine_intact_detects_writes_through_iteration():
     @tool(kind="write")
     def bad_reset(db: Db) -> str:
@@ -305,6 +346,15 @@ def test_examples_from_list_and_file(tmp_path):
     path.write_text('{"id": "e1"\n')
     with pytest.raises(DomainError, match="examples.jsonl line 1: invalid JSON"):
         make(examples=path)
+    good = '{"id": "e1", "domain": "bank", "instruction": "x", "actions": [], "outputs": []}'
+    path.write_text(f"{good}\n\n   \n{{oops\n")  # blank lines are skipped but still counted
+    with pytest.raises(DomainError, match=r"examples.jsonl line 4: invalid JSON \(Expecting"):
+        make(examples=path)
+    path.write_text(f'{good}\n{{"id": "e2", "domain": "bank"}}\n')
+    with pytest.raises(DomainError, match="examples.jsonl line 2 is not a blueprint: instruction"):
+        make(examples=path)
+    with pytest.raises(DomainError, match="cannot read the examples file .*missing.jsonl"):
+        make(examples=tmp_path / "missing.jsonl")
     with pytest.raises(DomainError, match="example 0 is not a blueprint: instruction"):
         make(examples=[{"id": "e1", "domain": "bank"}])
 

@@ -54,7 +54,7 @@ def test_snapshots_capture_state_before_each_call(retail):
         [{"name": "cancel_pending_order", "arguments": {"order_id": order.order_id, "reason": "no longer needed"}}],
         snapshots=True,
     )
-    assert trace.before(0).record("orders", order.order_id)["status"] == "pending"
+    assert trace.calls[0].before.record("orders", order.order_id)["status"] == "pending"
     assert trace.env.record("orders", order.order_id)["status"] == "cancelled"
 
 

@@ -396,6 +396,30 @@ def test_failed_calls_are_not_policy_breaches():
     assert all(rule.check(trace) == [] for rule in RULES)
 
 
+def test_rules_use_the_shared_trace_queries():
+    """The template shows the shared helpers, not private copies of them."""
+    import apigen_mt.domains.library.rules as library_rules
+    from apigen_mt.tools.checks import trace_queries
+
+    for name in ("ok_calls", "where", "before", "record_before", "calls_after"):
+        assert getattr(library_rules, name) is getattr(trace_queries, name)
+    assert not {"_calls", "_before", "_where"} & set(vars(library_rules))
+    trace = execute_actions(
+        DOMAIN.new_env(),
+        [find(ALICE), act("renew_loan", loan_id="L0020"), act("renew_loan", loan_id="L9999")],
+        snapshots=True,
+    )
+    renew = next(trace_queries.ok_calls(trace, "renew_loan"))
+    assert [c.index for c in trace_queries.ok_calls(trace)] == [0, 1]  # the failed call is left out
+    assert trace_queries.where(renew) == "actions[1] renew_loan"
+    assert trace_queries.record_before(renew, "loans", "L0020")["renewals"] == 0
+    assert trace_queries.record_before(renew, "loans", 20) is None
+    assert trace.env.record("loans", "L0020")["renewals"] == 1
+    assert [c.index for c in trace_queries.calls_after(trace, 0)] == [1, 2]
+    assert trace_queries.initial_state(trace).record("loans", "L0020")["renewals"] == 0
+    assert library_rules.account_of(renew) == "M1001"
+
+
 def test_rules_need_snapshots():
     trace = execute_actions(DOMAIN.new_env(), [find(ALICE), act("renew_loan", loan_id="L0020")])
     with pytest.raises(ValueError, match="snapshots"):

@@ -309,3 +309,26 @@ def test_gold_tasks_pass_policy(retail):
     assert clean == 96
     assert (clean - len(failures)) / clean >= 0.95
     assert set(failures) == documented_exceptions(retail_rules) == set(), failures
+
+
+def test_tau2_rules_read_traces_with_the_shared_queries():
+    """One set of generic trace helpers (tools/checks/trace_queries.py); tau2 keeps only its own."""
+    from apigen_mt.domains.airline import rules as airline_rules
+    from apigen_mt.domains.tau2bench import trace_helpers
+    from apigen_mt.tools.checks import trace_queries
+
+    for module in (retail_rules, airline_rules, trace_helpers):
+        for name in trace_queries.__all__:
+            if hasattr(module, name):
+                assert getattr(module, name) is getattr(trace_queries, name), (module.__name__, name)
+    defined_here = {
+        name for name, value in vars(trace_helpers).items()
+        if callable(value) and getattr(value, "__module__", None) == trace_helpers.__name__
+    }
+    assert defined_here == {"policy_rule", "spells_out_lookups", "transfer_ends_conversation_rule"}
+
+
+def test_rule_descriptions_name_no_gold_task():
+    """Descriptions go to the generator: the gold tasks behind a rule's scope live in comments."""
+    for rule in RULES + [STRICT_AUTHENTICATION]:
+        assert "tau2" not in rule.description and "gold" not in rule.description, rule.name

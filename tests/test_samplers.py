@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import json
 import random
+import re
 
 import pytest
-from apigen_mt.domains.base import DomainError, Persona, ToolKind
+from apigen_mt.domains.base import DomainError, Persona, PolicyRule, ToolKind
 from apigen_mt.domains.personas import (
     PERSONA_DIR,
     clear_cache,
     load_personas,
     parse_personas,
 )
+from apigen_mt.domains.registry import BUILTIN, get_domain
 from apigen_mt.domains.tau2bench.tasks import tau2_blueprints
+from apigen_mt.tools.checks.validate import validate_blueprint
 from apigen_mt.tools.samplers import (
     APISampler,
     DomainDataSampler,
@@ -27,6 +31,7 @@ from apigen_mt.tools.samplers import (
     split_policy,
     trim_to_budget,
 )
+from apigen_mt.tools.samplers import example as example_module
 from apigen_mt.tools.samplers.context import ContextSampler
 from fake_shop import EXAMPLES, ShopDomain
 
@@ -160,6 +165,9 @@ def test_policy_sampler_relevant_rules_and_sections(shop):
     tight = PolicySampler(shop, max_chars=110).sample(tools)  # room for one section only: the right one
     assert tight.sections == ["Shop policy > Cancel order"] and "refunded" not in tight.text
     assert PolicySampler(shop).sample(["find_user_by_email"]).rules == []
+    # a function of the tools alone: no rng to pass (and none silently ignored)
+    assert list(inspect.signature(PolicySampler.sample).parameters) == ["self", "tools"]
+    assert PolicySampler(shop).sample(tools) == PolicySampler(shop).sample(tools)
 
 
 @pytest.mark.integration
@@ -277,7 +285,69 @@ def test_example_sampler_on_a_user_domain(shop):
     leaking = ShopDomain(examples=[{**EXAMPLES[0], "source": {"benchmark": "shop", "split": "test"}}])
     with pytest.raises(ExampleLeakError):
         ExampleSampler(leaking)
-    assert ExampleSampler(ShopDomain(examples=[{"id": "s", "instruction": "i", "actions": []}])).examples
+    no_source = {k: v for k, v in EXAMPLES[0].items() if k != "source"}
+    assert ExampleSampler(ShopDomain(examples=[no_source])).examples  # a user domain needs no source
+    malformed = ExampleSampler(ShopDomain(examples=[{"id": "s", "instruction": "i", "actions": []}]))
+    assert malformed.examples == [] and malformed.rejected[0]["stage"] == "format"
+
+
+class StrictShop(ShopDomain):
+    """The shop with one more rule: no cancellations at all (so the cancel examples break policy)."""
+
+    @property
+    def policy_rules(self):
+        def check(trace):
+            return [f"actions[{c.index}] cancel_order: never cancel" for c in trace.calls if c.name == "cancel_order"]
+
+        rule = PolicyRule("no_cancelling", "Orders are never cancelled.", ("cancel_order",), check)
+        return [*super().policy_rules, rule]
+
+
+def test_examples_failing_validation_are_never_shown(monkeypatch):
+    broken = {**EXAMPLES[2], "id": "broken", "actions": [{"name": "no_such_tool", "arguments": {}}]}
+    domain = StrictShop(examples=[*EXAMPLES, broken])
+    calls = []
+    real = example_module.validate_blueprint
+    monkeypatch.setattr(
+        example_module, "validate_blueprint", lambda d, e: calls.append(e["id"]) or real(d, e)
+    )
+    sampler = ExampleSampler(domain, k=5, max_chars=10**6)
+    assert [e["id"] for e in sampler.examples] == ["3", "4"]  # the refunds
+    assert {(r["id"], r["stage"]) for r in sampler.rejected} == {
+        ("1", "policy"),
+        ("2", "policy"),
+        ("broken", "execution"),
+    }
+    assert "[no_cancelling]" in sampler.rejected[0]["reasons"][0]
+    for seed in range(20):
+        assert {e["id"] for e in sampler.sample(random.Random(seed), ["cancel_order"])} <= {"3", "4"}
+    # the verdicts are cached per domain: another sampler (another config) validates nothing again
+    assert sorted(calls) == ["1", "2", "3", "4", "broken"]
+    ExampleSampler(domain, k=1)
+    sample_context(domain, 0, {"p_examples": 1, "n_examples": 3})
+    assert len(calls) == 5
+    ExampleSampler(StrictShop(examples=[*EXAMPLES, broken]))  # a new domain object: validated anew
+    assert len(calls) == 10
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", ["retail", "airline"])
+def test_tau2_examples_are_the_train_tasks_that_pass_validation(name, request):
+    domain = request.getfixturevalue(name)
+    results = {bp.id: validate_blueprint(domain, bp.to_json()) for bp in domain.example_blueprints()}
+    passing = {i for i, r in results.items() if r.passed}
+    failing = {i: r.stage for i, r in results.items() if not r.passed}
+    # some train tasks fail our own checks: 12 of 74 retail ones do not execute, 3 of 30 airline
+    # ones break the policy (see the "Known gold exceptions" of domains/airline/rules.py)
+    assert (len(results), len(failing)) == {"retail": (74, 12), "airline": (30, 3)}[name]
+    sampler = ExampleSampler(domain, k=5, max_chars=10**6)
+    assert [e["id"] for e in sampler.examples] == [i for i in results if i in passing]
+    assert {r["id"]: r["stage"] for r in sampler.rejected} == failing
+    shown = set()
+    for seed in range(40):
+        tools = random.Random(seed).sample([t.name for t in domain.tools], 3)
+        shown |= {e["id"] for e in sampler.sample(random.Random(seed), tools)}
+    assert shown and shown <= passing
 
 
 # -- the combined context ----------------------------------------------------------------------
@@ -304,13 +374,48 @@ def test_context_is_deterministic_and_varies(retail):
         json.dumps(context)
         assert {"api", "domain_data"} <= set(context["samplers"])
         assert context["tools"] and context["write_tools"] and context["user_id"] in retail.user_ids()
-        assert bool(context["policy"]) == ("policy" in context["samplers"])
-        assert (context["persona"] is not None) == ("persona" in context["samplers"])
-        assert bool(context["examples"]) == ("examples" in context["samplers"])
+        assert _listed(context) == context["samplers"]
+        assert all(set(e) <= {"instruction", "actions", "outputs"} for e in context["examples"])
         assert _size(context["data"]) <= SamplerConfig().data_chars
         assert len(context["policy"]) <= SamplerConfig().policy_chars
     mixes = {tuple(c["samplers"]) for c in contexts}
     assert len(mixes) >= 3  # which samplers contribute changes from try to try
+
+
+def _listed(context):
+    """The samplers whose output is in the context, in the context's order."""
+    gave = {
+        "api": bool(context["tools"]),
+        "domain_data": context["user_id"] is not None or bool(context["data"]),
+        "policy": bool(context["policy"] or context["rules"]),
+        "persona": context["persona"] is not None,
+        "examples": bool(context["examples"]),
+    }
+    return [name for name, given in gave.items() if given]
+
+
+def test_samplers_are_listed_by_output_not_by_coin_flip():
+    always = {"p_policy": 1, "p_persona": 1, "p_examples": 1}
+    empty = ShopDomain(examples=[])  # no examples, no persona set
+    for seed in range(10):
+        context = sample_context(empty, seed, always)
+        assert context["examples"] == [] and context["persona"] is None
+        assert context["samplers"] == ["api", "domain_data", "policy"] == _listed(context)
+
+    class NoUsers(ShopDomain):
+        def user_ids(self):
+            return []
+
+    context = sample_context(NoUsers(examples=[]), 0, always)
+    assert context["user_id"] is None and context["data"] == {}
+    assert context["samplers"] == ["api", "policy"]
+
+    class NoPolicyMatch(ShopDomain):  # a policy with nothing relevant, and no rules
+        policy = "# Shop\n\n## Opening hours\n\nNine to five."
+        policy_rules = []
+
+    context = sample_context(NoPolicyMatch(examples=[]), 0, always)
+    assert context["policy"] == "" and context["rules"] == [] and "policy" not in context["samplers"]
 
 
 def test_context_config(shop):
@@ -318,6 +423,7 @@ def test_context_config(shop):
     everything = sample_context(shop, 1, {"p_policy": 1, "p_persona": 1, "p_examples": 1})
     assert everything["samplers"] == ["api", "domain_data", "policy", "persona", "examples"]
     assert everything["persona"]["id"] == "a" and everything["rules"] and everything["examples"]
+    assert all(set(e) == {"instruction", "actions", "outputs"} for e in everything["examples"])
     bare = sample_context(shop, 1, SamplerConfig(p_policy=0, p_persona=0, p_examples=0, data_chars=200))
     assert bare["samplers"] == ["api", "domain_data"]
     assert bare["policy"] == "" and bare["rules"] == [] and bare["persona"] is None and bare["examples"] == []
@@ -326,3 +432,52 @@ def test_context_config(shop):
     assert pinned.user_id == "bob_kim_202"
     with pytest.raises(ValueError, match="unknown sampler settings: p_typo"):
         sample_context(shop, 0, {"p_typo": 1})
+
+
+# -- no benchmark test data in the generator's context ------------------------------------------
+def _strings(value):
+    """Every string in a JSON value, keys included."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+BENCHMARK_REFERENCE = re.compile(r"tau2-|gold task|task \d", flags=re.IGNORECASE)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", ["retail", "airline"])
+def test_contexts_hold_no_test_task_or_benchmark_reference(name, request):
+    domain = request.getfixturevalue(name)
+    test_instructions = {bp.instruction for bp in tau2_blueprints(name, "test")}
+    assert test_instructions
+    everything = {"p_policy": 1, "p_persona": 1, "p_examples": 1, "n_examples": 4,
+                  "example_chars": 20000, "max_rules": 20}
+    for config in (None, everything):
+        for seed in range(100):
+            context = sample_context(domain, seed, config)
+            text = json.dumps(context, ensure_ascii=False)
+            assert not BENCHMARK_REFERENCE.search(text), (seed, BENCHMARK_REFERENCE.search(text).group(0))
+            strings = list(_strings(context))
+            leaked = [i for i in test_instructions if any(i in s for s in strings)]
+            assert not leaked, (seed, leaked[0][:80])
+
+
+def _without_membership_tiers(text):
+    """'gold' as an airline membership tier is policy; only 'gold' as in gold tasks is not."""
+    return re.sub(r"silver/gold|\bgold (member|\d)", "", text, flags=re.IGNORECASE)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", sorted(BUILTIN))
+def test_rule_descriptions_state_only_the_policy(name):
+    for rule in get_domain(name).policy_rules:
+        assert "tau2" not in rule.description.lower(), (rule.name, rule.description)
+        assert "gold" not in _without_membership_tiers(rule.description).lower(), (rule.name, rule.description)
+        assert not BENCHMARK_REFERENCE.search(rule.description), rule.name

@@ -64,13 +64,6 @@ class ExecutionTrace:
     def writes(self) -> list[ExecutedCall]:
         return [call for call in self.calls if call.is_write and call.ok]
 
-    def before(self, index: int) -> Environment:
-        """The state just before call ``index`` (requires snapshots)."""
-        snapshot = self.calls[index].before
-        if snapshot is None:
-            raise ValueError("this trace was recorded without snapshots")
-        return snapshot
-
 
 def render_observation(value: Any) -> str:
     """A tool result as the text an agent would read."""

@@ -63,15 +63,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from apigen_mt.domains.base import Environment, PolicyRule
-from apigen_mt.domains.tau2bench.trace_helpers import (
-    before,
-    initial_state,
-    ok_calls,
-    policy_rule,
-    record_before,
-    transfer_ends_conversation_rule,
-    where,
-)
+from apigen_mt.domains.tau2bench.trace_helpers import policy_rule, transfer_ends_conversation_rule
+from apigen_mt.tools.checks.trace_queries import before, initial_state, ok_calls, record_before, where
 
 if TYPE_CHECKING:  # pragma: no cover
     from apigen_mt.tools.executor import ExecutedCall, ExecutionTrace
@@ -547,6 +540,8 @@ def change_paid_by_gift_card_or_credit_card(trace: "ExecutionTrace") -> list[str
     return problems
 
 
+# Whether a delayed reservation was changed or cancelled first is not judged because tau2's gold tasks
+# tau2-airline-2, -27 and -38 give the delay certificate without any change (see the module docstring).
 @policy_rule(
     "compensation_eligible",
     ("send_certificate",),
@@ -557,8 +552,7 @@ def change_paid_by_gift_card_or_credit_card(trace: "ExecutionTrace") -> list[str
     user's reservations (as at the start of the trace): a flight of it with status 'cancelled' and
     amount 100 x passengers, or 'delayed' and 50 x passengers, with the user silver/gold or the
     reservation insured or in business. Not judged: whether the user asked for it, and whether a
-    delayed reservation was changed or cancelled first (tau2's gold tasks 2, 27 and 38 give a delay
-    certificate without a change).""",
+    delayed reservation was changed or cancelled first.""",
 )
 def compensation_eligible(trace: "ExecutionTrace") -> list[str]:
     problems = []

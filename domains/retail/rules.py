@@ -39,13 +39,11 @@ from typing import TYPE_CHECKING, Any
 
 from apigen_mt.domains.base import PolicyRule
 from apigen_mt.domains.tau2bench.trace_helpers import (
-    ok_calls,
     policy_rule,
-    record_before,
     spells_out_lookups,
     transfer_ends_conversation_rule,
-    where,
 )
+from apigen_mt.tools.checks.trace_queries import ok_calls, record_before, where
 
 if TYPE_CHECKING:  # pragma: no cover
     from apigen_mt.tools.executor import ExecutedCall, ExecutionTrace
@@ -124,11 +122,12 @@ def _authentication_rule(strict: bool) -> PolicyRule:
     scope = (
         "Strict variant: every action list, write-only ones included, must show the lookup."
         if strict
-        else "tau2's gold action lists often record only the writes (no read call at all); such a "
-        "write-only list cannot show the authentication the conversation did, so it is not judged "
-        "here (one_user_per_conversation still holds it to one user). A list with any read call "
-        "must show the lookup."
+        else "An action list with no read call at all (only the writes) cannot show the authentication "
+        "the conversation did, so it is not judged here (one_user_per_conversation still holds it to "
+        "one user). A list with any read call must show the lookup."
     )
+    # Write-only lists are common in tau2's gold tasks, which grade on the final database (see the
+    # module docstring); the strict variant is for pipelines that ask the generator for the lookup.
 
     @policy_rule(
         name,
@@ -307,6 +306,8 @@ def item_lists_non_empty(trace: "ExecutionTrace") -> list[str]:
     return problems
 
 
+# The like-for-like exchange is accepted because tau2's gold tasks do it on purpose and its exchange
+# tool allows it (the module docstring, "Known gold exceptions", names the tasks).
 @policy_rule(
     "new_item_same_product_available_other_option",
     ITEM_CHANGES,
@@ -315,7 +316,7 @@ def item_lists_non_empty(trace: "ExecutionTrace") -> list[str]:
     e.g. modify shirt to shoe." Each new item id must be a variant of the old item's product and be
     available. A pending-order modification must also pick a different option; an exchange of a
     delivered item for the very same item (a like-for-like replacement of a damaged item) is
-    accepted, as tau2's gold tasks do it on purpose (tau2-retail-18, -91, -107).""",
+    accepted.""",
 )
 def new_item_same_product_available_other_option(trace: "ExecutionTrace") -> list[str]:
     problems = []

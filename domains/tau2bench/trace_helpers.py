@@ -1,9 +1,10 @@
-"""Reading an execution trace for the tau2 policy rules (retail and airline share these).
+"""What the tau2 policy rules (retail and airline) share beyond the generic trace queries.
 
-A rule sees the calls of one blueprint in order (:class:`ExecutedCall`: name, arguments,
-observation or error, and ``before``: a snapshot of the environment just before the call).
-Only successful calls count as having happened; a failed call changed nothing and is
-already reported by the execution check.
+The domain-independent ways of reading a trace (successful calls of some tools, the state
+before a call, how a message names a call, ...) live in
+:mod:`apigen_mt.tools.checks.trace_queries`; this module holds what is specific to tau2:
+the rule decorator the tau2 rule modules use, telling a write-only gold action list apart,
+and the transfer rule both domains have.
 
 tau2's gold action lists sometimes record only the state-changing calls (the reads the
 assistant made during the conversation are left out, since tau2 grades on the final
@@ -13,13 +14,14 @@ are about reads (for example "authenticate first") can judge only lists that sho
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
-from apigen_mt.domains.base import Environment, PolicyRule, ToolKind
+from apigen_mt.domains.base import PolicyRule, ToolKind
+from apigen_mt.tools.checks.trace_queries import calls_after, ok_calls, where
 
 if TYPE_CHECKING:  # pragma: no cover
-    from apigen_mt.tools.executor import ExecutedCall, ExecutionTrace
+    from apigen_mt.tools.executor import ExecutionTrace
 
 Check = Callable[["ExecutionTrace"], list[str]]
 
@@ -33,46 +35,9 @@ def policy_rule(name: str, tools: Iterable[str], description: str) -> Callable[[
     return wrap
 
 
-def ok_calls(trace: "ExecutionTrace", *names: str) -> Iterator["ExecutedCall"]:
-    """The successful calls, optionally only those of the named tools, in order."""
-    for call in trace.calls:
-        if call.ok and (not names or call.name in names):
-            yield call
-
-
-def where(call: "ExecutedCall") -> str:
-    """How a message names a call: ``actions[3] cancel_pending_order``."""
-    return f"actions[{call.index}] {call.name}"
-
-
-def before(call: "ExecutedCall") -> Environment:
-    """The state just before ``call``; policy checks always run with snapshots."""
-    if call.before is None:
-        raise ValueError("the trace was recorded without snapshots (use execute_blueprint)")
-    return call.before
-
-
-def record_before(call: "ExecutedCall", table: str, key: Any) -> dict[str, Any] | None:
-    """One record as it was just before ``call`` (None when absent or the key is not a string)."""
-    if not isinstance(key, str):
-        return None
-    return before(call).record(table, key)
-
-
-def initial_state(trace: "ExecutionTrace") -> Environment:
-    """The state the trace started from (the final one when the trace is empty)."""
-    if trace.calls and trace.calls[0].before is not None:
-        return trace.calls[0].before
-    return trace.env
-
-
 def spells_out_lookups(trace: "ExecutionTrace") -> bool:
     """Whether the action list shows any read call (False: a write-only ground truth)."""
     return any(call.kind == ToolKind.READ for call in trace.calls)
-
-
-def calls_after(trace: "ExecutionTrace", index: int) -> list["ExecutedCall"]:
-    return [call for call in trace.calls if call.index > index]
 
 
 def transfer_ends_conversation_rule() -> PolicyRule:
@@ -89,7 +54,7 @@ def transfer_ends_conversation_rule() -> PolicyRule:
         for call in ok_calls(trace, "transfer_to_human_agents"):
             later = calls_after(trace, call.index)
             if later:
-                names = ", ".join(f"actions[{c.index}] {c.name}" for c in later)
+                names = ", ".join(where(c) for c in later)
                 return [
                     f"{where(call)} hands the user to a human agent, but the trace goes on with {names}: "
                     "after a transfer the agent only tells the user they are being transferred"

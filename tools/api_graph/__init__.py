@@ -8,6 +8,10 @@ One module per step: :mod:`.values` and :mod:`.specs` (what an id is, what the d
 declares), :mod:`.observe` and :mod:`.foreign_keys` (running the tools), :mod:`.evidence`
 (edge weights), :mod:`.pruning` (edges that make no sense), :mod:`.graph` (building and
 caching the graph), :mod:`.walks` and :mod:`.export`.
+
+Inside the package, a name without a leading underscore is shared between its modules
+(``observe.Observations``, ``specs.properties``, ...); a ``_name`` is used by its own module
+only. What other code may rely on is what this module exports (``__all__``).
 """
 
 from apigen_mt.tools.api_graph.export import describe, to_dot, to_graphml

@@ -12,15 +12,15 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from apigen_mt.domains.base import ToolSpec
-from apigen_mt.tools.api_graph.observe import _Observations, _Output
+from apigen_mt.tools.api_graph.observe import Observations, Output
 from apigen_mt.tools.api_graph.specs import (
-    _arg_type,
-    _description_examples,
-    _mentions,
-    _nested_properties,
-    _properties,
-    _required,
+    arg_type,
+    description_examples,
     is_key_argument,
+    mentions,
+    nested_properties,
+    properties,
+    required_arguments,
 )
 from apigen_mt.tools.api_graph.values import is_key_like, shape, singular
 
@@ -50,8 +50,8 @@ def _noisy_or(scores: Iterable[float]) -> float:
     return 1.0 - miss
 
 
-def _edge(
-    source: ToolSpec, target: ToolSpec, obs: _Observations
+def edge_evidence(
+    source: ToolSpec, target: ToolSpec, obs: Observations
 ) -> tuple[float, list[dict[str, Any]], list[str]]:
     """``(weight, evidence, arguments fed)`` of ``source -> target``.
 
@@ -59,8 +59,8 @@ def _edge(
     the id-like ones counting most (``KEY_WEIGHT``): an output that feeds the order id, the
     item ids and the payment method outweighs one that feeds the item ids only.
     """
-    props = _properties(target)
-    required = _required(target)
+    props = properties(target)
+    required = required_arguments(target)
     evidence: list[dict[str, Any]] = []
     confidence: dict[str, float] = {}
     for argument in required:
@@ -80,7 +80,7 @@ def _edge(
 
 
 def _argument_evidence(
-    source: ToolSpec, target: ToolSpec, argument: str, schema: Mapping[str, Any], obs: _Observations
+    source: ToolSpec, target: ToolSpec, argument: str, schema: Mapping[str, Any], obs: Observations
 ) -> list[dict[str, Any]]:
     """What says that ``source``'s output can feed ``argument`` of ``target``: names, then values."""
     out = obs.outputs.get(source.name)
@@ -92,7 +92,7 @@ def _argument_evidence(
     ]
 
 
-def _name_evidence(argument: str, schema: Mapping[str, Any], out: _Output) -> list[dict[str, Any]]:
+def _name_evidence(argument: str, schema: Mapping[str, Any], out: Output) -> list[dict[str, Any]]:
     """The argument's name is a field of the output, at any depth (``field``, ``field_suffix``,
     ``field_nested``): ``payment_methods.*.id`` counts as ``payment_method_id``, ``orders:
     ["#W1"]`` as ``order_id``, and ``new_item_ids`` is fed by an ``item_id`` field."""
@@ -109,7 +109,7 @@ def _name_evidence(argument: str, schema: Mapping[str, Any], out: _Output) -> li
             evidence.append(_found("field_suffix", argument, SCORE_FIELD_SUFFIX, field=suffix[-1]))
     nested = [
         p
-        for p in _nested_properties(schema)
+        for p in nested_properties(schema)
         if is_key_like(p) and (p in out.fields or singular(p) in out.fields)
     ]
     if nested:
@@ -122,8 +122,8 @@ def _value_evidence(
     target: ToolSpec,
     argument: str,
     schema: Mapping[str, Any],
-    out: _Output,
-    obs: _Observations,
+    out: Output,
+    obs: Observations,
 ) -> list[dict[str, Any]]:
     """Observed values tie the output to the argument.
 
@@ -139,8 +139,8 @@ def _value_evidence(
     link = (source.name, target.name, argument)
     used = obs.arg_values.get((target.name, argument), set())
     common = used & out.values
-    scalar = out.scalar and _arg_type(schema) in (None, "string", "integer")
-    if key_like and (scalar or common) and _mentions(source, argument):
+    scalar = out.scalar and arg_type(schema) in (None, "string", "integer")
+    if key_like and (scalar or common) and mentions(source, argument):
         evidence.append(_found("returns", argument, SCORE_RETURNS))
     flows = obs.flows.get(link, 0)
     if flows:
@@ -155,7 +155,7 @@ def _value_evidence(
         evidence.append(_found("value_match", argument, SCORE_VALUE_MATCH, example=min(common)))
     elif key_like:
         # only distinctive shapes: with a literal such as '#' or '_' ("#W\d{7}", not "\d{10}")
-        shapes = {shape(v) for v in [*used, *_description_examples(schema)] if _LITERAL.search(v)}
+        shapes = {shape(v) for v in [*used, *description_examples(schema)] if _LITERAL.search(v)}
         if shapes:
             pattern = re.compile("|".join(f"(?:{s})" for s in sorted(shapes)))
             hit = next((v for v in sorted(out.values) if pattern.fullmatch(v)), None)

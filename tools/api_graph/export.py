@@ -11,12 +11,13 @@ from typing import Any
 
 import networkx as nx
 from apigen_mt.domains.base import ToolKind
-from apigen_mt.tools.api_graph.values import _canonical
+from apigen_mt.tools.state_diff import canonical_json
+
 
 def _plain(value: Any) -> Any:
     if isinstance(value, (str, int, float, bool)):
         return value
-    return _canonical(value)
+    return canonical_json(value)
 
 
 def to_graphml(graph: nx.DiGraph, path: str | Path) -> Path:

@@ -10,15 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from apigen_mt.domains.base import Domain
-from apigen_mt.tools.api_graph.observe import _Observations, _Output
-from apigen_mt.tools.api_graph.specs import _chain_tools, _element_type, _matches_type, _properties
-from apigen_mt.tools.api_graph.values import _int_id, is_key_like, singular
+from apigen_mt.tools.api_graph.observe import Observations, Output
+from apigen_mt.tools.api_graph.specs import chain_tools, element_type, matches_type, properties
+from apigen_mt.tools.api_graph.values import is_int_id, is_key_like, singular
 from apigen_mt.tools.executor import run_call
 
 _JUNK = {"string": "zz-no-such-value-404", "integer": 987654321}
 
 
-def _accept_probe(domain: Domain, obs: _Observations, max_calls: int) -> int:
+def accept_probe(domain: Domain, obs: Observations, max_calls: int) -> int:
     """Which output values each tool's validated arguments accept (foreign-key discovery).
 
     For each argument of a tool ``B`` that rejects a junk value (so the tool validates it),
@@ -27,16 +27,16 @@ def _accept_probe(domain: Domain, obs: _Observations, max_calls: int) -> int:
     pristine environment, so writes are safe to try. An accepted value from ``A``'s output
     is evidence that ``A`` can feed ``B`` (``obs.accepted``). Returns the number of calls made.
     """
-    tools = _chain_tools(domain)
+    tools = chain_tools(domain)
     pristine = domain.new_env()
     calls = 0
     for target in tools.values():
-        props = _properties(target)
+        props = properties(target)
         required = list(target.parameters.get("required") or [])
         base = obs.call_examples.get(target.name)
         for argument in required:
             schema = props.get(argument, {})
-            kind, array = _element_type(schema)
+            kind, array = element_type(schema)
             if kind not in _JUNK or "enum" in schema:
                 continue
             others = {k: v for k, v in (base or {}).items() if k != argument}
@@ -66,7 +66,7 @@ def _accept_probe(domain: Domain, obs: _Observations, max_calls: int) -> int:
     return calls
 
 
-def _candidate_values(out: _Output, argument: str, kind: str | None) -> list[Any]:
+def _candidate_values(out: Output, argument: str, kind: str | None) -> list[Any]:
     """Sampled output values to try as ``argument``: same-named fields first, then id-like ones."""
     ranked = sorted(
         out.samples.items(),
@@ -80,5 +80,5 @@ def _candidate_values(out: _Output, argument: str, kind: str | None) -> list[Any
         v
         for key, vs in ranked
         for v in vs
-        if _matches_type(v, kind) and (isinstance(v, str) and len(v) <= 60 or _int_id(v, key or argument))
+        if matches_type(v, kind) and (isinstance(v, str) and len(v) <= 60 or is_int_id(v, key or argument))
     ]

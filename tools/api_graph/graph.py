@@ -13,17 +13,17 @@ from typing import Any
 
 import networkx as nx
 from apigen_mt.domains.base import Domain, ToolKind, ToolSpec
-from apigen_mt.tools.api_graph.evidence import MIN_WEIGHT, _edge
+from apigen_mt.tools.api_graph.evidence import MIN_WEIGHT, edge_evidence
 from apigen_mt.tools.api_graph.export import to_dot, to_graphml
-from apigen_mt.tools.api_graph.foreign_keys import _accept_probe
-from apigen_mt.tools.api_graph.observe import _Observations, _observe, _Output
-from apigen_mt.tools.api_graph.pruning import _prune_reasons
+from apigen_mt.tools.api_graph.foreign_keys import accept_probe
+from apigen_mt.tools.api_graph.observe import Observations, Output, collect_observations
+from apigen_mt.tools.api_graph.pruning import prune_reasons
 from apigen_mt.tools.api_graph.specs import (
-    _chain_tools,
-    _domain_hook,
-    _properties,
-    _required,
+    chain_tools,
+    domain_hook,
     is_key_argument,
+    properties,
+    required_arguments,
 )
 from apigen_mt.tools.api_graph.values import singular
 from apigen_mt.tools.api_graph.walks import random_walk
@@ -89,9 +89,9 @@ def build_api_graph(
     ``A`` can feed an argument of ``B``; candidate edges weaker than ``min_weight`` are left
     out, and self-loops are never candidates.
     """
-    tools = _chain_tools(domain)
-    obs = _observe(domain, probe_users, probe_rounds)
-    accept_calls = _accept_probe(domain, obs, max_accept_calls) if max_accept_calls else 0
+    tools = chain_tools(domain)
+    obs = collect_observations(domain, probe_users, probe_rounds)
+    accept_calls = accept_probe(domain, obs, max_accept_calls) if max_accept_calls else 0
     graph = ApiGraph(
         domain=domain.name,
         gold_traces=obs.gold_traces,
@@ -104,13 +104,15 @@ def build_api_graph(
             name,
             kind=spec.kind.value,
             required=",".join(spec.parameters.get("required") or []),
-            key_args=",".join(a for a in _required(spec) if is_key_argument(a, _properties(spec).get(a, {}))),
-            observed=obs.outputs.get(name, _Output()).count,
+            key_args=",".join(
+                a for a in required_arguments(spec) if is_key_argument(a, properties(spec).get(a, {}))
+            ),
+            observed=obs.outputs.get(name, Output()).count,
             entry=False,
             entry_weight=0.0,
         )
     candidates = _candidate_edges(tools, obs, min_weight)
-    reasons = _prune_reasons(domain, tools, obs, candidates)
+    reasons = prune_reasons(domain, tools, obs, candidates)
     for (source, target), data in sorted(candidates.items()):
         if (source, target) not in reasons:
             graph.add_edge(
@@ -128,7 +130,7 @@ def build_api_graph(
 
 
 def _candidate_edges(
-    tools: dict[str, ToolSpec], obs: _Observations, min_weight: float
+    tools: dict[str, ToolSpec], obs: Observations, min_weight: float
 ) -> dict[tuple[str, str], dict[str, Any]]:
     """``(source, target) -> {weight, evidence, arguments}`` for every edge the evidence supports."""
     candidates: dict[tuple[str, str], dict[str, Any]] = {}
@@ -136,7 +138,7 @@ def _candidate_edges(
         for target in tools.values():
             if source.name == target.name:
                 continue
-            weight, evidence, fed = _edge(source, target, obs)
+            weight, evidence, fed = edge_evidence(source, target, obs)
             if weight >= min_weight:
                 candidates[(source.name, target.name)] = {
                     "weight": weight,
@@ -147,7 +149,7 @@ def _candidate_edges(
 
 
 def _mark_entry_points(
-    graph: ApiGraph, domain: Domain, tools: dict[str, ToolSpec], obs: _Observations
+    graph: ApiGraph, domain: Domain, tools: dict[str, ToolSpec], obs: Observations
 ) -> None:
     """Mark the read tools whose arguments the user can supply, with a weight.
 
@@ -181,7 +183,7 @@ def _mark_entry_points(
 
 def _entry_tools(domain: Domain) -> list[str] | None:
     """The domain's ``entry_tools`` hook, if it has one."""
-    value = _domain_hook(domain, "entry_tools")
+    value = domain_hook(domain, "entry_tools")
     return None if value is None else [str(v) for v in value]
 
 

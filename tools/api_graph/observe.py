@@ -15,29 +15,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from apigen_mt.domains.base import Domain, ToolKind, ToolSpec
-from apigen_mt.tools.api_graph.specs import (
-    _chain_tools,
-    _element_type,
-    _matches_type,
-    _properties,
-)
+from apigen_mt.tools.api_graph.specs import chain_tools, element_type, matches_type, properties
 from apigen_mt.tools.api_graph.values import (
-    _canonical,
-    _decode,
-    _field_aliases,
-    _int_id,
-    _is_map,
-    _leaf_values,
-    _specific,
+    decode,
+    field_aliases,
+    is_int_id,
+    is_keyed_map,
+    is_specific,
+    leaf_values,
     singular,
 )
-from apigen_mt.tools.executor import run_call
+from apigen_mt.tools.executor import execute_actions, run_call
+from apigen_mt.tools.state_diff import canonical_json
 
 Pool = dict[str, list[tuple[Any, str]]]  # field name -> (value, where it came from: "user" or a tool)
 
 
 @dataclass
-class _Output:
+class Output:
     """What the observed outputs of one tool contain."""
 
     fields: set[str] = field(default_factory=set)  # field names and their aliases
@@ -47,13 +42,13 @@ class _Output:
     samples: dict[str, list[Any]] = field(default_factory=dict)  # field -> a few scalar values
 
     @classmethod
-    def of(cls, data: Any) -> _Output:
+    def of(cls, data: Any) -> Output:
         """The fields and values of one (decoded) output."""
         out = cls(scalar=isinstance(data, (str, int, float)) and not isinstance(data, bool))
         _walk_output(data, out)
         return out
 
-    def add(self, out: _Output, data: Any) -> None:
+    def add(self, out: Output, data: Any) -> None:
         """Merge one call's output (``out``, read from ``data``) into this tool's total."""
         self.fields |= out.fields
         self.values |= out.values
@@ -70,36 +65,36 @@ class _Output:
                 kept.append(data)
 
 
-def _walk_output(value: Any, out: _Output, key: str | None = None) -> None:
+def _walk_output(value: Any, out: Output, key: str | None = None) -> None:
     if isinstance(value, Mapping):
-        if _is_map(value):
+        if is_keyed_map(value):
             for k, item in value.items():
-                if _specific(str(k)):
+                if is_specific(str(k)):
                     out.values.add(str(k))
-                if key and _specific(str(k)):
+                if key and is_specific(str(k)):
                     out.fields.add(f"{singular(key)}_id")  # payment_methods.<id> -> payment_method_id
                 _walk_output(item, out, None)
         else:
             for k, item in value.items():
-                out.fields.update(_field_aliases(str(k), key))
+                out.fields.update(field_aliases(str(k), key))
                 _walk_output(item, out, str(k))
     elif isinstance(value, (list, tuple)):
         for item in value:
-            if key and isinstance(item, str) and _specific(item):
+            if key and isinstance(item, str) and is_specific(item):
                 out.fields.add(f"{singular(key)}_id")  # orders: ["#W1"] -> order_id
             _walk_output(item, out, key)
     elif isinstance(value, str):
-        if _specific(value):
+        if is_specific(value):
             out.values.add(value)
-    elif _int_id(value, key):
+    elif is_int_id(value, key):
         out.values.add(str(value))
 
 
 @dataclass
-class _Observations:
+class Observations:
     """Everything the runs showed, keyed by tool names (and argument names)."""
 
-    outputs: defaultdict[str, _Output] = field(default_factory=lambda: defaultdict(_Output))
+    outputs: defaultdict[str, Output] = field(default_factory=lambda: defaultdict(Output))
     # (tool, argument) -> values it was called with
     arg_values: defaultdict[tuple[str, str], set[str]] = field(default_factory=lambda: defaultdict(set))
     # (source, target, argument) -> gold traces
@@ -117,34 +112,27 @@ class _Observations:
     gold_traces: int = 0
     probe_calls: int = 0
 
-    def record(self, name: str, arguments: Mapping[str, Any], observation: Any) -> _Output:
+    def record(self, name: str, arguments: Mapping[str, Any], observation: Any) -> Output:
         """Note a successful call: its output, and the values each argument was given."""
-        data = _decode(observation)
-        out = _Output.of(data)
+        data = decode(observation)
+        out = Output.of(data)
         self.outputs[name].add(out, data)
         self.call_examples.setdefault(name, dict(arguments))
         for arg, value in arguments.items():
-            self.arg_values[(name, arg)].update(_leaf_values(value, arg))
+            self.arg_values[(name, arg)].update(leaf_values(value, arg))
         return out
 
 
-def _observe(domain: Domain, probe_users: int, probe_rounds: int) -> _Observations:
+def collect_observations(domain: Domain, probe_users: int, probe_rounds: int) -> Observations:
     """Run the gold traces, then probe the read tools (see the module docstring)."""
-    tools = _chain_tools(domain)
-    obs = _Observations()
+    tools = chain_tools(domain)
+    obs = Observations()
     _run_gold_traces(domain, tools, obs)
     _probe_reads(domain, tools, obs, probe_users, probe_rounds)
     return obs
 
 
-def _action(action: Any) -> tuple[Any, Mapping[str, Any]]:
-    """``(name, arguments)`` of a gold action, a dict or an object."""
-    if isinstance(action, Mapping):
-        return action.get("name"), action.get("arguments") or {}
-    return getattr(action, "name", None), getattr(action, "arguments", {}) or {}
-
-
-def _run_gold_traces(domain: Domain, tools: dict[str, ToolSpec], obs: _Observations) -> None:
+def _run_gold_traces(domain: Domain, tools: dict[str, ToolSpec], obs: Observations) -> None:
     """Execute the example blueprints' gold actions, noting value flows and what writes change."""
     try:
         examples = list(domain.example_blueprints())
@@ -154,38 +142,39 @@ def _run_gold_traces(domain: Domain, tools: dict[str, ToolSpec], obs: _Observati
         actions = (
             example.get("actions", []) if isinstance(example, Mapping) else getattr(example, "actions", [])
         )
-        env = domain.new_env()
-        seen: list[tuple[str, _Output]] = []
+        # snapshots: the state before each call, so a write's effect is the next call's snapshot
+        # (or the final state) compared with its own
+        trace = execute_actions(domain.new_env(), actions, snapshots=True)
+        seen: list[tuple[str, Output]] = []
         trace_flows: set[tuple[str, str, str]] = set()
         opened = False
-        for index, action in enumerate(actions):
-            name, arguments = _action(action)
-            spec = tools.get(name) if isinstance(name, str) else None
-            before = env.fork() if spec is not None and spec.kind == ToolKind.WRITE else None
-            call = run_call(env, index, name, arguments)
+        for call in trace.calls:
+            spec = tools.get(call.name)
             if spec is None or not call.ok:
                 continue
             if spec.kind == ToolKind.READ and not opened:
-                obs.first_reads[name] += 1
+                obs.first_reads[call.name] += 1
             opened = True
             for arg, value in call.arguments.items():
-                for leaf in set(_leaf_values(value, arg)):
+                for leaf in set(leaf_values(value, arg)):
                     for source, out in seen:
-                        if source != name and leaf in out.values:
-                            trace_flows.add((source, name, arg))
-            seen.append((name, obs.record(name, call.arguments, call.observation)))
-            if before is not None:
-                for change in env.changed_records():
-                    previous = before.record(change.table, change.key)
+                        if source != call.name and leaf in out.values:
+                            trace_flows.add((source, call.name, arg))
+            seen.append((call.name, obs.record(call.name, call.arguments, call.observation)))
+            if spec.kind == ToolKind.WRITE and call.before is not None:
+                following = call.index + 1
+                after = trace.calls[following].before if following < len(trace.calls) else trace.env
+                for change in after.changed_records():
+                    previous = call.before.record(change.table, change.key)
                     if previous != change.after:
-                        obs.write_samples[name].append((change.table, previous, change.after))
+                        obs.write_samples[call.name].append((change.table, previous, change.after))
         for key in trace_flows:
             obs.flows[key] += 1
         obs.gold_traces += 1
 
 
 def _probe_reads(
-    domain: Domain, tools: dict[str, ToolSpec], obs: _Observations, probe_users: int, probe_rounds: int
+    domain: Domain, tools: dict[str, ToolSpec], obs: Observations, probe_users: int, probe_rounds: int
 ) -> None:
     """Call each read tool for a few real users, arguments from their records and earlier outputs."""
     try:
@@ -210,7 +199,7 @@ def _probe_reads(
         for _ in range(probe_rounds):
             for spec in reads:
                 for arguments, sources in _call_variants(spec, pool)[:6]:
-                    signature = (spec.name, _canonical(arguments))
+                    signature = (spec.name, canonical_json(arguments))
                     if signature in done:
                         continue
                     done.add(signature)
@@ -222,7 +211,7 @@ def _probe_reads(
                     for arg, source in sources.items():
                         if source != "user" and source != spec.name:
                             obs.probe_flows[(source, spec.name, arg)] += 1
-                    _grow(pool, _decode(call.observation), spec.name)
+                    _grow(pool, decode(call.observation), spec.name)
 
 
 def _user_pool(context: Any) -> dict[str, list[Any]]:
@@ -235,14 +224,14 @@ def _user_pool(context: Any) -> dict[str, list[Any]]:
 
     def walk(value: Any, key: str | None) -> None:
         if isinstance(value, Mapping):
-            if _is_map(value):
+            if is_keyed_map(value):
                 for k, item in value.items():
                     if key:
                         add(f"{singular(key)}_id", str(k))
                     walk(item, None)
             else:
                 for k, item in value.items():
-                    for alias in _field_aliases(str(k), key):
+                    for alias in field_aliases(str(k), key):
                         if isinstance(item, (str, int, float)) and not isinstance(item, bool):
                             add(alias, item)
                     walk(item, str(k))
@@ -253,16 +242,16 @@ def _user_pool(context: Any) -> dict[str, list[Any]]:
                     add(f"{singular(key)}_id", item)
                 walk(item, key)
 
-    walk(_decode(context), None)
+    walk(decode(context), None)
     return pool
 
 
 def _grow(pool: Pool, data: Any, source: str) -> None:
     """Add the values found in ``data`` to ``pool``, noting ``source`` as where they came from."""
     for name, values in _user_pool(data).items():
-        known = {_canonical(v) for v, _ in pool[name]}
+        known = {canonical_json(v) for v, _ in pool[name]}
         for value in values:
-            if _canonical(value) not in known:
+            if canonical_json(value) not in known:
                 pool[name].append((value, source))
 
 
@@ -278,16 +267,16 @@ def _fill_arguments(
 
     ``prefer=(argument, source)`` takes that argument's value from that source.
     """
-    props = _properties(spec)
+    props = properties(spec)
     arguments: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for name in spec.parameters.get("required") or []:
         schema = props.get(name, {})
-        kind, array = _element_type(schema)
+        kind, array = element_type(schema)
         candidates = [
             (value, source)
             for value, source in _pooled(pool, name)
-            if _matches_type(value, kind) and ("enum" not in schema or value in schema["enum"])
+            if matches_type(value, kind) and ("enum" not in schema or value in schema["enum"])
         ]
         if prefer is not None and prefer[0] == name:
             candidates = [c for c in candidates if c[1] == prefer[1]]

@@ -12,15 +12,15 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from apigen_mt.domains.base import Domain, ToolKind, ToolSpec
-from apigen_mt.tools.api_graph.observe import _Observations
-from apigen_mt.tools.api_graph.specs import _domain_hook
-from apigen_mt.tools.api_graph.values import _specific
+from apigen_mt.tools.api_graph.observe import Observations
+from apigen_mt.tools.api_graph.specs import domain_hook
+from apigen_mt.tools.api_graph.values import is_specific
 
 
-def _prune_reasons(
+def prune_reasons(
     domain: Domain,
     tools: dict[str, ToolSpec],
-    obs: _Observations,
+    obs: Observations,
     candidates: Mapping[tuple[str, str], Mapping[str, Any]],
 ) -> dict[tuple[str, str], str]:
     """``(source, target) -> reason`` for each candidate edge to drop, in sorted order."""
@@ -47,12 +47,12 @@ def _prune_reasons(
 
 def _forbidden_pairs(domain: Domain) -> list[tuple[str, str]]:
     """The domain's ``forbidden_edges``: ``(source, target)`` pairs, ``"*"`` a wildcard."""
-    return [(str(source), str(target)) for source, target in _domain_hook(domain, "forbidden_edges") or ()]
+    return [(str(source), str(target)) for source, target in domain_hook(domain, "forbidden_edges") or ()]
 
 
 def _resolvers(
     tools: dict[str, ToolSpec],
-    obs: _Observations,
+    obs: Observations,
     candidates: Mapping[tuple[str, str], Mapping[str, Any]],
 ) -> dict[str, set[str]]:
     """Tools whose whole output is an id they say they return (``find_user_id_by_email``), with
@@ -74,7 +74,7 @@ def _state_fields(record: Any) -> dict[str, Any]:
     """Top-level fields that can hold a lifecycle state: words or None, not numbers or ids."""
     if not isinstance(record, Mapping):
         return {}
-    return {k: v for k, v in record.items() if v is None or isinstance(v, str) and not _specific(v)}
+    return {k: v for k, v in record.items() if v is None or isinstance(v, str) and not is_specific(v)}
 
 
 def _by_field(per_write: Mapping[tuple[str, str, str], Iterable[Any]]) -> dict[tuple[str, str], set[Any]]:
@@ -86,7 +86,7 @@ def _by_field(per_write: Mapping[tuple[str, str, str], Iterable[Any]]) -> dict[t
 
 
 def _dead_entity_pairs(
-    obs: _Observations, writes: list[str], min_samples: int = 2
+    obs: Observations, writes: list[str], min_samples: int = 2
 ) -> dict[tuple[str, str], str]:
     """``(W1, W2) -> reason`` for writes whose result ``W2`` was never seen to act on.
 

@@ -14,29 +14,29 @@ from apigen_mt.domains.base import Domain, ToolKind, ToolSpec
 from apigen_mt.tools.api_graph.values import is_key_like, singular
 
 
-def _chain_tools(domain: Domain) -> dict[str, ToolSpec]:
+def chain_tools(domain: Domain) -> dict[str, ToolSpec]:
     """The graph's nodes: read and write tools ("other" tools such as ``think`` are left out)."""
     return {spec.name: spec for spec in domain.tools if spec.kind in (ToolKind.READ, ToolKind.WRITE)}
 
 
-def _domain_hook(domain: Domain, attribute: str) -> Any:
+def domain_hook(domain: Domain, attribute: str) -> Any:
     """An optional attribute of the domain, or what it returns when it is a method."""
     value = getattr(domain, attribute, None)
     return value() if callable(value) else value
 
 
-def _properties(spec: ToolSpec) -> dict[str, Mapping[str, Any]]:
+def properties(spec: ToolSpec) -> dict[str, Mapping[str, Any]]:
     return dict(spec.parameters.get("properties") or {})
 
 
-def _required(spec: ToolSpec) -> list[str]:
+def required_arguments(spec: ToolSpec) -> list[str]:
     """The required arguments, or all of them when the schema marks none required."""
-    props = _properties(spec)
+    props = properties(spec)
     required = [name for name in spec.parameters.get("required") or [] if name in props]
     return required or list(props)
 
 
-def _nested_properties(schema: Mapping[str, Any]) -> list[str]:
+def nested_properties(schema: Mapping[str, Any]) -> list[str]:
     """Property names inside an object argument or an array-of-objects argument."""
     if schema.get("type") == "array" or "items" in schema:
         schema = schema.get("items") or {}
@@ -50,25 +50,25 @@ def _nested_properties(schema: Mapping[str, Any]) -> list[str]:
 
 def is_key_argument(name: str, schema: Mapping[str, Any]) -> bool:
     """An id-like argument, or an object/array argument holding ids (``flights[].flight_number``)."""
-    return is_key_like(name) or any(is_key_like(p) for p in _nested_properties(schema))
+    return is_key_like(name) or any(is_key_like(p) for p in nested_properties(schema))
 
 
-def _arg_type(schema: Mapping[str, Any]) -> str | None:
+def arg_type(schema: Mapping[str, Any]) -> str | None:
     kind = schema.get("type")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), None)
     return kind
 
 
-def _element_type(schema: Mapping[str, Any]) -> tuple[str | None, bool]:
+def element_type(schema: Mapping[str, Any]) -> tuple[str | None, bool]:
     """``(type, is_array)``: an array argument's item type (default "string"), else its own."""
-    kind = _arg_type(schema)
+    kind = arg_type(schema)
     if kind == "array":
-        return _arg_type(schema.get("items") or {}) or "string", True
+        return arg_type(schema.get("items") or {}) or "string", True
     return kind, False
 
 
-def _matches_type(value: Any, kind: str | None) -> bool:
+def matches_type(value: Any, kind: str | None) -> bool:
     if kind in (None, "string"):
         return isinstance(value, str)
     if kind == "integer":
@@ -80,12 +80,12 @@ def _matches_type(value: Any, kind: str | None) -> bool:
     return False
 
 
-def _description_examples(schema: Mapping[str, Any]) -> list[str]:
+def description_examples(schema: Mapping[str, Any]) -> list[str]:
     """Example values quoted in an argument's description ("such as '#W0000000'")."""
     return re.findall(r"'([^'\s]{3,40})'", str(schema.get("description") or ""))
 
 
-def _mentions(spec: ToolSpec, argument: str) -> bool:
+def mentions(spec: ToolSpec, argument: str) -> bool:
     """Whether a tool's name or description speaks of ``argument`` (``find_user_id_by_email``)."""
     base = singular(argument)
     text = f"{spec.name} {spec.description}".lower().replace("_", " ")

@@ -54,7 +54,7 @@ def _is_identifier(key: str) -> bool:
     return bool(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key)) and not any(ch.isdigit() for ch in key)
 
 
-def _specific(value: str) -> bool:
+def is_specific(value: str) -> bool:
     """A value worth tracing through outputs: an id or a code, not a common word."""
     if len(value) < 3 or len(value) > 80:
         return False
@@ -63,7 +63,7 @@ def _specific(value: str) -> bool:
     return value.isupper() and value.isalpha() and len(value) <= 6  # codes such as JFK
 
 
-def _int_id(value: Any, key: str | None) -> bool:
+def is_int_id(value: Any, key: str | None) -> bool:
     """An integer that is an id (``order_id: 12345``): traced like id strings."""
     return (
         isinstance(value, int)
@@ -74,26 +74,26 @@ def _int_id(value: Any, key: str | None) -> bool:
     )
 
 
-def _leaf_values(value: Any, key: str | None = None) -> Iterator[str]:
+def leaf_values(value: Any, key: str | None = None) -> Iterator[str]:
     """Specific string values (and integer ids) anywhere inside an argument value."""
     if isinstance(value, Mapping):
         for k, item in value.items():
-            yield from _leaf_values(item, str(k))
+            yield from leaf_values(item, str(k))
     elif isinstance(value, (list, tuple)):
         for item in value:
-            yield from _leaf_values(item, key)
-    elif isinstance(value, str) and _specific(value):
+            yield from leaf_values(item, key)
+    elif isinstance(value, str) and is_specific(value):
         yield value
-    elif _int_id(value, key):
+    elif is_int_id(value, key):
         yield str(value)
 
 
-def _is_map(value: Mapping[str, Any]) -> bool:
+def is_keyed_map(value: Mapping[str, Any]) -> bool:
     """A dict keyed by ids or names rather than by field names (``{"credit_card_1": {...}}``)."""
     return bool(value) and any(not _is_identifier(str(k)) for k in value)
 
 
-def _field_aliases(key: str, parent: str | None) -> set[str]:
+def field_aliases(key: str, parent: str | None) -> set[str]:
     """The names a field answers to: ``id`` inside ``orders`` is also an ``order_id``."""
     names = {key}
     if key == "id" and parent:
@@ -101,7 +101,7 @@ def _field_aliases(key: str, parent: str | None) -> set[str]:
     return names
 
 
-def _decode(value: Any) -> Any:
+def decode(value: Any) -> Any:
     """Observations that are JSON text (``list_all_product_types``) as data."""
     if isinstance(value, str) and value[:1] in "[{":
         try:
@@ -110,7 +110,3 @@ def _decode(value: Any) -> Any:
             return value
     return value
 
-
-def _canonical(value: Any) -> str:
-    """One JSON text per value, whatever its key order (for deduplication and exports)."""
-    return json.dumps(value, sort_keys=True, default=str)

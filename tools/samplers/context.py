@@ -5,11 +5,14 @@
     {"tools", "write_tools", "chain", "policy", "rules", "user_id", "data",
      "persona", "examples", "samplers"}
 
-The API sampler and the domain-data sampler always contribute; the policy, persona and
-example samplers each contribute with their own probability (``SamplerConfig.p_*``), drawn
-afresh on every call, so successive tries see different mixes of context (the paper's
-source of diversity). Left-out parts are empty (``""``, ``[]``, ``None``). ``samplers``
-lists the ones that contributed. Deterministic given the rng's seed.
+The API sampler and the domain-data sampler always run; the policy, persona and example
+samplers each run with their own probability (``SamplerConfig.p_*``), drawn afresh on every
+call, so successive tries see different mixes of context (the paper's source of diversity).
+Left-out parts are empty (``""``, ``[]``, ``None``). Examples carry only their task
+(instruction, actions, outputs): no id or source. ``samplers`` lists the samplers whose
+output is in the context, i.e. non-empty: one that ran but found nothing (no examples that
+pass validation, no persona set, no user data) is not listed. Deterministic given the rng's
+seed.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 from apigen_mt.domains.base import Domain
 from apigen_mt.tools.samplers.api import APISampler
 from apigen_mt.tools.samplers.domain_data import DomainDataSampler
-from apigen_mt.tools.samplers.example import ExampleSampler
+from apigen_mt.tools.samplers.example import ExampleSampler, for_prompt
 from apigen_mt.tools.samplers.persona import PersonaSampler
 from apigen_mt.tools.samplers.policy import PolicySampler
 
@@ -102,7 +105,9 @@ class ContextSampler:
 
     def sample(self, rng: random.Random, user_id: str | None = None) -> SamplerContext:
         config = self.config
-        # every inclusion flag is drawn up front, so the rng stream does not depend on them
+        # The inclusion flags are drawn first, so the API and data draws (which come next) do not
+        # depend on them. The persona and example draws do: each runs only when included, so
+        # whether the persona was drawn shifts the rng stream the examples are drawn from.
         include = {
             "policy": rng.random() < config.p_policy,
             "persona": rng.random() < config.p_persona,
@@ -113,8 +118,14 @@ class ContextSampler:
         policy = self.policy.sample(api.tools) if include["policy"] else None
         persona = self.persona.sample(rng) if include["persona"] else None
         examples = self.examples.sample(rng, api.tools) if include["examples"] else []
-        used = ["api", "domain_data"]
-        used += [name for name, on in include.items() if on]
+        contributed = {  # listed by what they gave, not by their coin flip
+            "api": bool(api.tools),
+            "domain_data": data.user_id is not None or bool(data.data),
+            "policy": policy is not None and bool(policy.text or policy.rules),
+            "persona": persona is not None,
+            "examples": bool(examples),
+        }
+        used = [name for name, gave in contributed.items() if gave]
         return SamplerContext(
             tools=api.tools,
             write_tools=api.writes,
@@ -124,7 +135,7 @@ class ContextSampler:
             user_id=data.user_id,
             data=data.data,
             persona=persona,
-            examples=examples,
+            examples=[for_prompt(example) for example in examples],
             samplers=used,
         )
 

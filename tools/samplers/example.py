@@ -10,8 +10,19 @@ Examples come from ``domain.example_blueprints()``; for the tau2 domains these a
   "dev") is refused;
 
 and a violation raises :class:`ExampleLeakError` when the sampler is built, before any
-example can reach a prompt. Examples sharing tools (above all write tools) with the sampled
-ones are preferred; at most ``k`` are returned within ``max_chars`` of JSON.
+example can reach a prompt.
+
+An example is also shown only if it passes our own checks
+(:func:`~apigen_mt.tools.checks.validate.validate_blueprint`: format, execution, policy):
+a few-shot example that fails them would teach the generator what the validator then
+rejects (some of tau2's train tasks do not execute cleanly, a few break the written policy).
+The verdicts are cached per domain; the rejected examples are listed in
+:attr:`ExampleSampler.rejected`. Examples sharing tools (above all write tools) with the
+sampled ones are preferred; at most ``k`` are returned within ``max_chars`` of JSON.
+
+:meth:`ExampleSampler.sample` returns the examples with their ``id`` and ``source`` (for
+auditing); what goes into the generator's context is :func:`for_prompt` of each, the task
+alone (instruction, actions, outputs), so no benchmark task id reaches a prompt.
 """
 
 from __future__ import annotations
@@ -19,13 +30,17 @@ from __future__ import annotations
 import functools
 import json
 import random
+import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from apigen_mt.domains.base import Domain, DomainError, ToolKind
+from apigen_mt.tools.checks.validate import validate_blueprint
 from apigen_mt.tools.samplers.weighted import weighted_order
+from apigen_mt.tools.state_diff import canonical_json
 
 _ALLOWED_SPLIT = "train"
+PROMPT_FIELDS = ("instruction", "actions", "outputs")
 
 
 class ExampleLeakError(DomainError):
@@ -77,14 +92,47 @@ def check_examples(domain: Domain, examples: Iterable[dict[str, Any]]) -> None:
             )
 
 
+def for_prompt(example: Mapping[str, Any]) -> dict[str, Any]:
+    """What the generator sees of an example: the task, without its id or provenance."""
+    return {key: example[key] for key in PROMPT_FIELDS if key in example}
+
+
+# domain -> canonical JSON of an example -> (passed, first failing stage, reasons)
+Verdict = tuple[bool, str, list[str]]
+_VERDICTS: weakref.WeakKeyDictionary[Domain, dict[str, Verdict]] = weakref.WeakKeyDictionary()
+
+
+def example_verdict(domain: Domain, example: dict[str, Any]) -> Verdict:
+    """``(passed, stage, reasons)`` of :func:`validate_blueprint` on one example, cached per domain."""
+    per_domain = _VERDICTS.setdefault(domain, {})
+    key = canonical_json(example)
+    if key not in per_domain:
+        result = validate_blueprint(domain, example)
+        per_domain[key] = (result.passed, result.stage, list(result.reasons))
+    return per_domain[key]
+
+
 class ExampleSampler:
-    """Draws up to ``k`` few-shot blueprints, favouring those that use the sampled tools."""
+    """Draws up to ``k`` few-shot blueprints, favouring those that use the sampled tools.
+
+    ``examples`` holds the domain's examples that pass validation (compacted to ``id``,
+    ``instruction``, ``actions``, ``outputs`` and ``source``); ``rejected`` lists the others
+    as ``{"id", "stage", "reasons"}``.
+    """
 
     def __init__(self, domain: Domain, *, k: int = 2, max_chars: int = 4000) -> None:
         self.domain = domain
         self.k, self.max_chars = k, max_chars
-        self.examples = [self._compact(_as_json(e)) for e in domain.example_blueprints()]
-        check_examples(domain, self.examples)
+        candidates = [_as_json(e) for e in domain.example_blueprints()]
+        check_examples(domain, candidates)  # every example, valid or not: a leak is a bug to fix
+        self.examples: list[dict[str, Any]] = []
+        self.rejected: list[dict[str, Any]] = []
+        for example in candidates:
+            passed, stage, reasons = example_verdict(domain, example)
+            if passed:
+                self.examples.append(self._compact(example))
+            else:
+                self.rejected.append({"id": example.get("id"), "stage": stage, "reasons": reasons})
         self._writes = {t.name for t in domain.tools if t.kind == ToolKind.WRITE}
 
     @staticmethod

@@ -12,13 +12,14 @@ document order under the paragraphs' headings.
 
 Rules are the domain's :class:`~apigen_mt.domains.base.PolicyRule`\\ s whose ``tools``
 intersect the sampled ones, the most specific first (a rule about one tool before a rule
-about every tool), at most ``max_rules`` and ``max_rule_chars`` of descriptions.
+about every tool), at most ``max_rules`` and ``max_rule_chars`` of descriptions. Of a rule,
+only its name, ``description`` and tools reach the generator, never its check's code or
+the rule module's docstring: a rule description states the policy requirement alone.
 """
 
 from __future__ import annotations
 
 import math
-import random
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -199,8 +200,9 @@ class PolicySampler:
             score += 0.5
         return score
 
-    def sample(self, tools: Iterable[str], rng: random.Random | None = None) -> PolicySample:
-        """The relevant text and rules for ``tools`` (deterministic; ``rng`` is not needed)."""
+    def sample(self, tools: Iterable[str]) -> PolicySample:
+        """The relevant text and rules for ``tools``: a function of the tools alone (no randomness;
+        the context's variety comes from which tools were sampled)."""
         tools = list(dict.fromkeys(tools))
         scored = [(self.score(p, tools), p) for p in self.paragraphs]
 
