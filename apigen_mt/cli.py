@@ -77,6 +77,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--domain", required=True, help="a built-in domain name or a module path")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=cmd_context)
+
+    from apigen_mt.configuration import add_config_arguments
+
+    p = sub.add_parser(
+        "doctor",
+        help="check every role's model, the domains and the run directory",
+        description="Sends one tiny request to each configured role's model, builds the domains, "
+        "checks that the run directory is writable and the LLM cache readable, and prints a table. "
+        "Exit status 1 on any problem.",
+    )
+    add_config_arguments(p)
+    p.add_argument("--domain", action="append", default=[], metavar="NAME", dest="check_domains",
+                   help="check only this domain (repeatable; default: every built-in domain)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds each model may take to answer (default 60)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(handler=cmd_doctor)
     return parser
 
 
@@ -199,6 +215,76 @@ def cmd_context(args: argparse.Namespace) -> int:
 
     print(json.dumps(sample_context(get_domain(args.domain), args.seed), indent=2, ensure_ascii=False, default=str))
     return 0
+
+
+# -- doctor ------------------------------------------------------------------------------------
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Every problem becomes a FAIL row (never a traceback); exit 1 if there is one."""
+    import tempfile
+
+    from apigen_mt.configuration import ConfigurationError, config_from_args
+    from apigen_mt.domains.registry import BUILTIN, get_domain
+    from apigen_mt.llm.cache import CacheCorruptError, ResponseCache
+    from apigen_mt.llm.factory import probe_models
+    from apigen_mt.llm.tracing import tracing_status
+
+    rows: list[dict[str, str]] = []
+
+    def add(check: str, status: str, detail: str) -> None:
+        rows.append({"check": check, "status": status, "detail": detail})
+
+    try:
+        config = config_from_args(args)
+    except ConfigurationError as error:
+        add("configuration", "FAIL", str(error))
+        return _doctor_report(rows, args.json)
+    add("configuration", "ok", "from " + ", ".join(config.sources))
+    for probe in probe_models(config, timeout=args.timeout):
+        add(f"model {probe.role}", "ok" if probe.ok else "FAIL", f"{probe.model}: {probe.detail}")
+    for name in args.check_domains or list(BUILTIN):
+        try:
+            domain = get_domain(name)
+            add(f"domain {name}", "ok", f"{len(domain.tools)} tools")
+        except Exception as error:  # noqa: BLE001 - a broken domain is a row, not a crash
+            add(f"domain {name}", "FAIL", f"{type(error).__name__}: {error}")
+    try:
+        config.run_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=config.run_dir, prefix=".doctor-", delete=True) as probe_file:
+            probe_file.write(b"ok")
+            probe_file.flush()
+        add("run directory", "ok", f"{config.run_dir} is writable")
+    except OSError as error:
+        add("run directory", "FAIL", f"{config.run_dir}: {error}")
+    if not config.cache.enabled:
+        add("llm cache", "info", "off")
+    elif not config.cache_path.exists():
+        add("llm cache", "ok", f"{config.cache_path} (created at the first cached call)")
+    else:
+        try:
+            with ResponseCache(config.cache_path) as cache:
+                add("llm cache", "ok", f"{config.cache_path}: {cache.check()}")
+        except CacheCorruptError as error:
+            add("llm cache", "FAIL", str(error))
+    limits = config.budget
+    add("llm budget", "info", ", ".join(
+        f"{name}={'unlimited' if value is None else value}"
+        for name, value in (("max_calls", limits.max_calls), ("max_tokens", limits.max_tokens))))
+    add("langsmith", "info", tracing_status().detail)
+    return _doctor_report(rows, args.json)
+
+
+def _doctor_report(rows: list[dict[str, str]], as_json: bool) -> int:
+    failed = sum(row["status"] == "FAIL" for row in rows)
+    if as_json:
+        print(json.dumps({"ok": not failed, "checks": rows}, indent=2))
+    else:
+        width = max(len(row["check"]) for row in rows)
+        print(f"{'check':<{width}}  status  detail")
+        for row in rows:
+            detail = row["detail"].replace("\n", "\n" + " " * (width + 10))
+            print(f"{row['check']:<{width}}  {row['status']:<6}  {detail}")
+        print(f"\n{failed} problem{'s' if failed != 1 else ''} found." if failed else "\nAll checks passed.")
+    return 1 if failed else 0
 
 
 # -- helpers -------------------------------------------------------------------------------------

@@ -52,6 +52,9 @@ keys or ``--set`` flags)::
     APIGEN_MT_CACHE=0|1, APIGEN_MT_CACHE_PATH the response cache
     APIGEN_MT_RUN_DIR                         where runs (and by default the cache) live
 
+An unknown ``APIGEN_MT_<ROLE>_...`` variable (a typo such as ``APIGEN_MT_GENERATOR_MODLE``) is
+logged as a warning, not an error: other parts of apigen-mt may define their own variables.
+
 Within one source, "every role" values apply first and per-role values after them. Setting a
 role's model to ``local`` or ``provider:name`` drops a ``base_url``/``api_key_env`` inherited
 from a lower-priority source (a bare name keeps them: it names another model on that server).
@@ -71,6 +74,7 @@ runner passes, so no file is read inside a graph node).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
 import threading
@@ -157,6 +161,9 @@ ROLE_DEFAULTS: dict[str, dict[str, Any]] = {
     "assistant": {"temperature": 0.0, "max_tokens": 512},
 }
 DEFAULT_REVIEWERS = 3
+
+_WARNED: set[tuple[str, str]] = set()
+log = logging.getLogger(__name__)
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NONE_WORDS = {"", "none", "null", "unlimited", "off"}
@@ -638,10 +645,13 @@ def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
             continue  # tables cannot come from one variable; not ours to judge
         if _is_config_key(key):
             flat[key] = value
-        elif _role_of(key) is not None:
-            # APIGEN_MT_GENERATOR_MODLE: surely a typo of ours, not someone else's variable.
-            raise ConfigurationError(
-                f"${name}: unknown setting. Per-role fields: {', '.join(f.upper() for f in SPEC_FIELDS)}"
+        elif _role_of(key) is not None and (name, value) not in _WARNED:
+            # APIGEN_MT_GENERATOR_MODLE is likely a typo; but another part of apigen-mt may own
+            # a variable like APIGEN_MT_USER_BEST_OF, so this warns instead of failing.
+            _WARNED.add((name, value))
+            log.warning(
+                "$%s is not a model setting and is ignored here (per-role fields: %s)",
+                name, ", ".join(f.upper() for f in SPEC_FIELDS),
             )
     return _normalize_layer(flat, "environment") if flat else {}
 
@@ -799,10 +809,8 @@ def _build(layers: Iterable[tuple[str, dict[str, Any]]], base: Configuration | N
         sources = list(base.sources)
     all_acc: dict[str, Any] = {}
     reviewers_all_acc: dict[str, Any] = {}
-    where = "defaults"
     try:
         for source, layer in layers:
-            where = source
             sources.append(source)
             models = layer.get("models", {})
             everyone = models.get("all", {})
@@ -824,14 +832,13 @@ def _build(layers: Iterable[tuple[str, dict[str, Any]]], base: Configuration | N
             cache.update(layer.get("cache", {}))
             if "run_dir" in layer:
                 run_dir = layer["run_dir"]
-        where = "the merged configuration"
-        return Configuration(
-            models=RoleModels(**state, reviewers=tuple(reviewers)),
-            budget=BudgetSettings(**budget),
-            cache=CacheSettings(**cache),
-            run_dir=run_dir,
-            sources=tuple(sources),
-        )
+        return Configuration.model_validate({
+            "models": {**state, "reviewers": reviewers},
+            "budget": budget,
+            "cache": cache,
+            "run_dir": run_dir,
+            "sources": tuple(sources),
+        })
     except ValidationError as error:
         raise ConfigurationError(_explain(error, f"configuration (sources: {', '.join(sources)})")) from None
 

@@ -8,7 +8,9 @@ run may write them out as they are.
 
 The recorder is shared by every model of a run and by many threads and asyncio tasks at once;
 appending is one short lock. An optional ``sink`` sees each record as it is made (a runner may
-stream them to a JSONL file); a failing sink is reported once and never breaks a call.
+stream them to a JSONL file); a failing sink is reported once and never breaks a call. The sink
+runs inline, also on the event loop for async calls: keep it cheap (append to a list or a
+queue, write from elsewhere), never blocking file or network I/O.
 """
 
 from __future__ import annotations

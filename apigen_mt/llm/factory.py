@@ -116,9 +116,10 @@ _PROVIDER_CLASSES: dict[str, tuple[str, str, str]] = {
     "bedrock_converse": ("langchain-aws", "langchain_aws", "ChatBedrockConverse"),
 }
 
-# Set while the wrapped class's own _generate runs, so a model that streams internally
-# (_generate -> _stream) is not accounted twice.
-_INSIDE = contextvars.ContextVar("apigen_mt_llm_inside", default=False)
+# The id of the managed model whose own _generate is running, so a model that streams
+# internally (_generate -> _stream) is not accounted twice. Another managed model called from
+# inside (an adapter wrapping a managed model) is still accounted: the ids differ.
+_INSIDE: contextvars.ContextVar[int | None] = contextvars.ContextVar("apigen_mt_llm_inside", default=None)
 
 
 def _has_module(name: str) -> bool:
@@ -494,11 +495,11 @@ class _ManagedMixin:
 
     def _generate(self, messages, stop=None, run_manager=None, **kwargs):  # type: ignore[no-untyped-def]
         call_state: _Call | None = self._apigen  # type: ignore[attr-defined]
-        if call_state is None or _INSIDE.get():
+        if call_state is None or _INSIDE.get() == id(self):
             return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)  # type: ignore[misc]
 
         def once() -> ChatResult:
-            token = _INSIDE.set(True)
+            token = _INSIDE.set(id(self))
             try:
                 return super(_ManagedMixin, self)._generate(messages, stop=stop, run_manager=run_manager, **kwargs)  # type: ignore[misc]
             finally:
@@ -508,11 +509,11 @@ class _ManagedMixin:
 
     async def _agenerate(self, messages, stop=None, run_manager=None, **kwargs):  # type: ignore[no-untyped-def]
         call_state: _Call | None = self._apigen  # type: ignore[attr-defined]
-        if call_state is None or _INSIDE.get():
+        if call_state is None or _INSIDE.get() == id(self):
             return await super()._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)  # type: ignore[misc]
 
         async def once() -> ChatResult:
-            token = _INSIDE.set(True)
+            token = _INSIDE.set(id(self))
             try:
                 return await super(_ManagedMixin, self)._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)  # type: ignore[misc]
             finally:
@@ -523,7 +524,7 @@ class _ManagedMixin:
     def _stream(self, messages, stop=None, run_manager=None, **kwargs):  # type: ignore[no-untyped-def]
         call_state: _Call | None = self._apigen  # type: ignore[attr-defined]
         base = super()._stream  # type: ignore[misc]
-        if call_state is None or _INSIDE.get():
+        if call_state is None or _INSIDE.get() == id(self):
             yield from base(messages, stop=stop, run_manager=run_manager, **kwargs)
             return
         yield from call_state.stream(
@@ -533,7 +534,7 @@ class _ManagedMixin:
     async def _astream(self, messages, stop=None, run_manager=None, **kwargs):  # type: ignore[no-untyped-def]
         call_state: _Call | None = self._apigen  # type: ignore[attr-defined]
         base = super()._astream  # type: ignore[misc]
-        if call_state is None or _INSIDE.get():
+        if call_state is None or _INSIDE.get() == id(self):
             async for chunk in base(messages, stop=stop, run_manager=run_manager, **kwargs):
                 yield chunk
             return
@@ -577,6 +578,7 @@ def _managed_copy(model: BaseChatModel, state: _Call, *, metadata: Mapping[str, 
     data = dict(model.__dict__)
     data["metadata"] = {**(data.get("metadata") or {}), **metadata}
     data["tags"] = list(dict.fromkeys([*(data.get("tags") or []), *tags]))
+    data["name"] = data.get("name") or _unmanaged_class(model).__name__  # traces: ChatOpenAI, not Managed...
     if state.info.cache:
         data["cache"] = False  # ours replaces LangChain's global cache for this model
     object.__setattr__(new, "__dict__", data)

@@ -66,12 +66,13 @@ class LLMError(RuntimeError):
     is_retryable = False  # our retries are done: layers above (LangGraph RetryPolicy) should not retry
 
     def __init__(self, message: str, *, role: str | None = None, model: str | None = None,
-                 endpoint: str | None = None, attempts: int = 1) -> None:
+                 endpoint: str | None = None, attempts: int = 1, status_code: int | None = None) -> None:
         super().__init__(message)
         self.role = role
         self.model = model
         self.endpoint = endpoint
         self.attempts = attempts
+        self.status_code = status_code  # the HTTP status, like the provider's own exceptions
 
 
 class LLMEndpointUnreachable(LLMError, ModelConnectionError):
@@ -206,7 +207,7 @@ def classify(exc: BaseException) -> Failure:
             kind = "server"
         else:
             kind = "bad_request"
-        retryable = status in RETRYABLE_STATUS or status >= 500
+        retryable = status in RETRYABLE_STATUS  # not 501/505: retrying cannot change those
         if should == "true":
             retryable = True
         elif should == "false":
@@ -334,7 +335,7 @@ def clear_error(
     tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
     who = f"role {role} (model {model!r})"
     where = "the embedded local model server" if local else endpoint
-    common = {"role": role, "model": model, "endpoint": endpoint, "attempts": attempts}
+    common = {"role": role, "model": model, "endpoint": endpoint, "attempts": attempts, "status_code": failure.status}
     role_env = f"APIGEN_MT_{role.split('[')[0].upper()}S" if role.startswith("reviewer") else f"APIGEN_MT_{role.upper()}"
     if failure.kind == "connection":
         hint = (
@@ -365,6 +366,8 @@ def clear_error(
             f"The key came from {source}; check it is set and valid for this endpoint.",
             **common,
         )
+    if failure.kind in ("rate_limit", "server") and not failure.retryable:
+        return exc  # e.g. 501 or x-should-retry: false: the server's own error says it best
     if failure.kind == "rate_limit":
         return LLMRateLimited(
             f"{who}: {where} kept answering 429 Too Many Requests ({tries}): {failure.message}. "

@@ -601,6 +601,14 @@ def repair_request(messages: list[BaseMessage], raw_text: str | None, error: str
     return [*messages, *extra]
 
 
+def next_request(messages: list[BaseMessage], failure: StructuredOutputFailure, instruction: str) -> list[BaseMessage]:
+    """The request after a failed attempt: a plain retry when the endpoint's body itself was
+    unreadable (the model said nothing we could show it), else a repair turn."""
+    if failure.kind is FailureKind.MALFORMED_RESPONSE and not failure.raw_text:
+        return messages
+    return repair_request(messages, failure.raw_text, failure.message, instruction)
+
+
 # ---------------------------------------------------------------------------
 # structured_call
 # ---------------------------------------------------------------------------
@@ -715,7 +723,7 @@ def _structured_steps(schema: type[T], messages: list[BaseMessage], method: str,
                 )
         failures.append(failure)
         log.debug("structured output %s attempt %d failed: %s", schema.__name__, attempt, failure.message)
-        request = repair_request(messages, failure.raw_text, failure.message, REPAIR_INSTRUCTION)
+        request = next_request(messages, failure, REPAIR_INSTRUCTION)
     last = failures[-1]
     raw_message = next((r for r in reversed(replies) if r is not None), None)
     return StructuredResult(

@@ -59,7 +59,7 @@ from langchain_core.messages import (
     ToolMessage,
 )
 from langchain_core.messages.tool import ToolCall, invalid_tool_call
-from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
+from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import patch_config
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
@@ -77,7 +77,7 @@ from apigen_mt.llm.structured import (
     inline_schema_refs,
     load_json_output,
     message_text,
-    repair_request,
+    next_request,
     rewrap_binding,
     sum_usage,
 )
@@ -387,13 +387,13 @@ def _describe_tool(function: Mapping[str, Any], max_description: int = 400) -> s
     return "\n".join(lines)
 
 
-def tool_instructions(tools: Iterable[Any], *, reply: bool = True, only_tools: bool = False) -> str:
+def tool_instructions(tools: Iterable[Any], *, reply: bool = True) -> str:
     """The system-prompt block of json_schema mode: the answer format and the tools."""
     functions = [schema["function"] for schema in openai_tool_schemas(tools)]
     lines = ["# Tools", "Answer with exactly one JSON object and nothing else."]
     if functions:
         lines.append('To call a tool: {"name": "<tool name>", "arguments": {<its arguments>}}')
-    if reply and not only_tools:
+    if reply:
         lines.append(f'To write to the user: {{"name": "{REPLY_TOOL}", "arguments": {{"content": "<your message>"}}}}')
     lines.append("Call one tool at a time; its result comes back in a message that starts with \"Tool result\".")
     if functions:
@@ -765,7 +765,7 @@ class DomainToolRunnable(Runnable[LanguageModelInput, AIMessage]):
                 else:
                     return self._finish(message, replies, attempt, parsed)
             failures.append(failure)
-            request = repair_request(messages, failure.raw_text, failure.message, REPAIR_INSTRUCTION)
+            request = next_request(messages, failure, REPAIR_INSTRUCTION)
         last = failures[-1]
         bad_call = invalid_tool_call(
             name=guessed_name, args=(last.raw_text or "")[:2000], id=_new_call_id(), error=f"{last.kind.value}: {last.message}"
