@@ -1,0 +1,209 @@
+"""The blueprint generator: sampled context (+ feedback history) -> (q, a_gt, o_gt).
+
+Pure functions over a chat model; the Phase-1 graph calls them::
+
+    result = generate_blueprint(model, domain, sample_context(domain, seed), feedback)
+    if result.ok:
+        blueprint = to_blueprint(result.value, domain, "bp-1")   # -> stage-1 checks
+
+``result`` is a :class:`~apigen_mt.llm.structured.StructuredResult`: malformed output
+never raises, it comes back as ``ok=False`` with a typed ``failure``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Union
+
+from langchain_core.messages import BaseMessage, HumanMessage
+from pydantic import BaseModel, Field
+
+from apigen_mt.blueprint import Action, Blueprint
+from apigen_mt.domains.base import Domain
+from apigen_mt.llm.structured import (
+    LongStr,
+    MediumStr,
+    ShortStr,
+    StructuredResult,
+    astructured_call,
+    bounded,
+    structured_call,
+)
+from apigen_mt.prompts import render_prompt
+
+__all__ = [
+    "GeneratedAction",
+    "GeneratedBlueprint",
+    "agenerate_blueprint",
+    "generate_blueprint",
+    "generator_messages",
+    "to_blueprint",
+    "tool_catalog",
+]
+
+MAX_ACTIONS = 12
+MAX_OUTPUTS = 5
+MAX_ARGUMENTS = 12
+NONE = "(none)"
+
+
+# Argument values: scalars, flat objects, and lists of either (ids, passengers, flight
+# legs, payments). Typed and bounded rather than ``Any``: an any-JSON grammar lets a small
+# model ramble and makes constrained decoding on llama.cpp much slower (measured here:
+# 256 tokens took ~190 s with ``Any`` values on a busy 2-core machine).
+Scalar = Union[ShortStr, int, float, bool, None]
+FlatObject = Annotated[dict[ShortStr, Scalar], Field(max_length=MAX_ARGUMENTS)]
+ArgumentValue = Union[Scalar, FlatObject, Annotated[list[Union[Scalar, FlatObject]], Field(max_length=MAX_ARGUMENTS)]]
+
+
+@bounded
+class GeneratedAction(BaseModel):
+    """One ground-truth tool call."""
+
+    name: ShortStr = Field(description="the exact name of one of the listed tools")
+    arguments: dict[ShortStr, ArgumentValue] = Field(default_factory=dict, max_length=MAX_ARGUMENTS)
+
+
+@bounded
+class GeneratedBlueprint(BaseModel):
+    """A task blueprint: the user's instruction, the tool calls, the facts to say."""
+
+    thought: MediumStr = Field(description="a short plan: which user, which records, which calls")
+    instruction: LongStr = Field(description="the user's goal, in second person: 'You are ... you want ...'")
+    actions: list[GeneratedAction] = Field(max_length=MAX_ACTIONS)
+    outputs: list[MediumStr] = Field(default_factory=list, max_length=MAX_OUTPUTS)
+
+
+# ---------------------------------------------------------------------------
+# Shared rendering helpers (the other Phase-1 roles use them too)
+# ---------------------------------------------------------------------------
+
+
+def as_json(value: Any, max_chars: int | None = None) -> str:
+    """Compact JSON for a prompt (small context windows), cut at ``max_chars`` with a visible mark."""
+    text = json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
+    if max_chars is not None and len(text) > max_chars:
+        text = text[:max_chars] + "\n...(cut)"
+    return text
+
+
+def tool_catalog(domain: Domain, names: Iterable[str]) -> list[dict[str, Any]]:
+    """``{name, description, parameters}`` of the named tools, in order, unknown names skipped."""
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for name in names:
+        spec = domain.tool(name)
+        if spec is None or name in seen:
+            continue
+        seen.add(name)
+        out.append({"name": spec.name, "description": spec.description, "parameters": dict(spec.parameters)})
+    return out
+
+
+def bullet_list(items: Iterable[str], empty: str = NONE) -> str:
+    lines = [f"- {item}" for item in items if str(item).strip()]
+    return "\n".join(lines) if lines else empty
+
+
+def _rules_text(rules: Sequence[Mapping[str, Any]]) -> str:
+    return bullet_list(f"{r.get('name', 'rule')}: {r.get('description', '')}" for r in rules)
+
+
+def _persona_text(persona: Mapping[str, Any] | None) -> str:
+    if not persona:
+        return NONE
+    parts = [str(persona.get("description") or "").strip(), str(persona.get("style") or "").strip()]
+    return " ".join(p for p in parts if p) or NONE
+
+
+def _feedback_text(feedback: Sequence[str]) -> str:
+    items = [str(f).strip() for f in feedback if str(f).strip()]
+    if not items:
+        return ""
+    rounds = "\n\n".join(f"Attempt {i} feedback:\n{text}" for i, text in enumerate(items, 1))
+    return (
+        "## Feedback on your earlier attempts\n"
+        "Your earlier blueprints for this context failed. Fix every problem below; do not repeat them.\n\n"
+        f"{rounds}\n"
+    )
+
+
+# ---------------------------------------------------------------------------
+# The generator
+# ---------------------------------------------------------------------------
+
+
+def generator_messages(
+    domain: Domain,
+    context: Mapping[str, Any],
+    feedback: Sequence[str] = (),
+    *,
+    prompts_dir: str | Path | None = None,
+) -> list[BaseMessage]:
+    """The request sent to the model (exposed for tests and for inspection)."""
+    tools = list(context.get("tools") or [])
+    writes = [t for t in context.get("write_tools") or [] if t in tools] or list(context.get("write_tools") or [])
+    text = render_prompt(
+        "generator",
+        prompts_dir,
+        domain=domain.name,
+        tools=as_json(tool_catalog(domain, tools)),
+        write_tools=", ".join(writes) or NONE,
+        chain=" -> ".join(context.get("chain") or []) or NONE,
+        policy=str(context.get("policy") or "").strip() or NONE,
+        rules=_rules_text(context.get("rules") or []),
+        user_id=context.get("user_id") or NONE,
+        data=as_json(context.get("data")) if context.get("data") else NONE,
+        persona=_persona_text(context.get("persona")),
+        examples=as_json(list(context.get("examples") or [])) if context.get("examples") else NONE,
+        feedback=_feedback_text(feedback),
+        max_actions=MAX_ACTIONS,
+        max_outputs=MAX_OUTPUTS,
+    )
+    return [HumanMessage(content=text)]
+
+
+def generate_blueprint(
+    model: Any,
+    domain: Domain,
+    context: Mapping[str, Any],
+    feedback: Sequence[str] = (),
+    *,
+    prompts_dir: str | Path | None = None,
+    **call_kwargs: Any,
+) -> StructuredResult[GeneratedBlueprint]:
+    """Ask ``model`` for one blueprint. ``call_kwargs`` go to ``structured_call``
+    (``max_tokens``, ``config``, ``method``, ``repair``)."""
+    messages = generator_messages(domain, context, feedback, prompts_dir=prompts_dir)
+    return structured_call(model, GeneratedBlueprint, messages, **call_kwargs)
+
+
+async def agenerate_blueprint(
+    model: Any,
+    domain: Domain,
+    context: Mapping[str, Any],
+    feedback: Sequence[str] = (),
+    *,
+    prompts_dir: str | Path | None = None,
+    **call_kwargs: Any,
+) -> StructuredResult[GeneratedBlueprint]:
+    """Async :func:`generate_blueprint`."""
+    messages = generator_messages(domain, context, feedback, prompts_dir=prompts_dir)
+    return await astructured_call(model, GeneratedBlueprint, messages, **call_kwargs)
+
+
+def to_blueprint(value: GeneratedBlueprint, domain: Domain | str, id: str, **extra: Any) -> Blueprint:  # noqa: A002
+    """The pipeline's :class:`Blueprint` from a generated one (``thought`` kept as an extra;
+    ``extra`` adds more fields, e.g. ``user_id``). Blank outputs are dropped."""
+    name = domain if isinstance(domain, str) else domain.name
+    return Blueprint(
+        id=id,
+        domain=name,
+        instruction=value.instruction.strip(),
+        actions=[Action(name=a.name.strip(), arguments=dict(a.arguments)) for a in value.actions],
+        outputs=[o.strip() for o in value.outputs if o.strip()],
+        thought=value.thought,
+        **extra,
+    )
