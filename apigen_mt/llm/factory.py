@@ -51,7 +51,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from langchain_core.language_models import BaseChatModel
@@ -269,6 +269,13 @@ class _Call:
         prompt, completion = (usage_of(message) or (0, 0)) if message is not None else (0, 0)
         self.record(started=started, t0=t0, meta=meta, prompt=prompt, completion=completion, cache_hit=True, streamed=streamed)
 
+    def raise_failure(self, exc: BaseException, reservation: Any, **details: Any) -> NoReturn:
+        """Record the failed call, then raise the clearer error :meth:`fail` gives (or ``exc``)."""
+        clear = self.fail(exc, reservation, **details)
+        if clear is exc:
+            raise exc
+        raise clear from exc
+
     def fail(self, exc: Exception, reservation: Any, *, started: float, t0: float, meta: Mapping[str, Any],
              streamed: bool = False) -> BaseException:
         self.runtime.budget.settle(reservation, 0)
@@ -304,10 +311,7 @@ class _Call:
         try:
             result, retries = call_with_retries(call, self.policy, on_retry=self.on_retry)
         except Exception as exc:
-            clear = self.fail(exc, reservation, started=started, t0=t0, meta=meta)
-            if clear is exc:
-                raise
-            raise clear from exc
+            self.raise_failure(exc, reservation, started=started, t0=t0, meta=meta)
         prompt, completion, estimated = self.usage(result, messages, kwargs)
         self.runtime.budget.settle(reservation, prompt + completion)
         self.record(started=started, t0=t0, meta=meta, prompt=prompt, completion=completion, retries=retries, estimated=estimated)
@@ -329,10 +333,7 @@ class _Call:
         try:
             result, retries = await acall_with_retries(call, self.policy, on_retry=self.on_retry)
         except Exception as exc:
-            clear = self.fail(exc, reservation, started=started, t0=t0, meta=meta)
-            if clear is exc:
-                raise
-            raise clear from exc
+            self.raise_failure(exc, reservation, started=started, t0=t0, meta=meta)
         prompt, completion, estimated = self.usage(result, messages, kwargs)
         self.runtime.budget.settle(reservation, prompt + completion)
         self.record(started=started, t0=t0, meta=meta, prompt=prompt, completion=completion, retries=retries, estimated=estimated)
@@ -361,10 +362,7 @@ class _Call:
         try:
             (head, rest), retries = call_with_retries(first, self.policy, on_retry=self.on_retry)
         except Exception as exc:
-            clear = self.fail(exc, reservation, started=started, t0=t0, meta=meta, streamed=True)
-            if clear is exc:
-                raise
-            raise clear from exc
+            self.raise_failure(exc, reservation, started=started, t0=t0, meta=meta, streamed=True)
         chunks: list[ChatGenerationChunk] = []
         completed = False
         try:
@@ -376,10 +374,7 @@ class _Call:
                 yield chunk
             completed = True
         except Exception as exc:  # mid-stream: cannot be retried (part of the reply is out)
-            clear = self.fail(exc, reservation, started=started, t0=t0, meta=meta, streamed=True)
-            if clear is exc:
-                raise
-            raise clear from exc
+            self.raise_failure(exc, reservation, started=started, t0=t0, meta=meta, streamed=True)
         finally:
             if not reservation.settled:  # completed, or the consumer stopped early (not cached)
                 self._finish_stream(chunks, reservation, key if completed else None, messages, kwargs,
@@ -410,10 +405,7 @@ class _Call:
         try:
             (head, rest), retries = await acall_with_retries(first, self.policy, on_retry=self.on_retry)
         except Exception as exc:
-            clear = self.fail(exc, reservation, started=started, t0=t0, meta=meta, streamed=True)
-            if clear is exc:
-                raise
-            raise clear from exc
+            self.raise_failure(exc, reservation, started=started, t0=t0, meta=meta, streamed=True)
         chunks: list[ChatGenerationChunk] = []
         completed = False
         try:
@@ -425,10 +417,7 @@ class _Call:
                     yield chunk
             completed = True
         except Exception as exc:
-            clear = self.fail(exc, reservation, started=started, t0=t0, meta=meta, streamed=True)
-            if clear is exc:
-                raise
-            raise clear from exc
+            self.raise_failure(exc, reservation, started=started, t0=t0, meta=meta, streamed=True)
         finally:
             if not reservation.settled:
                 result = self._finish_stream(chunks, reservation, None, messages, kwargs, started, t0, meta, retries)
