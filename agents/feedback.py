@@ -18,7 +18,7 @@ from langchain_core.messages import BaseMessage, HumanMessage
 from pydantic import BaseModel, Field
 
 from apigen_mt.blueprint import Blueprint
-from apigen_mt.llm.structured import MediumStr, StructuredResult, astructured_call, bounded, structured_call
+from apigen_mt.llm.structured import ShortStr, StructuredResult, astructured_call, bounded, structured_call
 from apigen_mt.prompts import render_prompt
 
 from .generator import NONE, as_json, bullet_list
@@ -38,10 +38,10 @@ __all__ = [
 class FeedbackPlan(BaseModel):
     """What went wrong with a blueprint and how the next attempt should fix it."""
 
-    summary: MediumStr = Field(description="one or two sentences: why the blueprint failed")
-    agreed_issues: list[MediumStr] = Field(default_factory=list, max_length=6)
-    disagreements: list[MediumStr] = Field(default_factory=list, max_length=4)
-    plan: list[MediumStr] = Field(default_factory=list, max_length=6, description="concrete steps for the next attempt")
+    summary: str = Field(max_length=400, description="one or two sentences: why the blueprint failed")
+    agreed_issues: list[ShortStr] = Field(default_factory=list, max_length=4)
+    disagreements: list[ShortStr] = Field(default_factory=list, max_length=3)
+    plan: list[ShortStr] = Field(default_factory=list, max_length=4, description="concrete steps for the next attempt")
 
     def render(self) -> str:
         """Plain text for the generator's feedback history."""

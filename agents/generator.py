@@ -23,14 +23,15 @@ from pydantic import BaseModel, Field
 from apigen_mt.blueprint import Action, Blueprint
 from apigen_mt.domains.base import Domain
 from apigen_mt.llm.structured import (
-    LongStr,
     MediumStr,
     ShortStr,
     StructuredResult,
     astructured_call,
     bounded,
+    json_schema_for,
     structured_call,
 )
+from apigen_mt.llm.tool_calling import tool_call_schema
 from apigen_mt.prompts import render_prompt
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "agenerate_blueprint",
     "generate_blueprint",
     "generator_messages",
+    "generator_output_schema",
     "to_blueprint",
     "tool_catalog",
 ]
@@ -47,6 +49,9 @@ MAX_ACTIONS = 12
 MAX_OUTPUTS = 5
 MAX_ARGUMENTS = 12
 NONE = "(none)"
+THOUGHT_CHARS = 300
+ACTION_STRING_CHARS = 120
+ACTION_ARRAY_ITEMS = 8
 
 
 # Argument values: scalars, flat objects, and lists of either (ids, passengers, flight
@@ -70,10 +75,31 @@ class GeneratedAction(BaseModel):
 class GeneratedBlueprint(BaseModel):
     """A task blueprint: the user's instruction, the tool calls, the facts to say."""
 
-    thought: MediumStr = Field(description="a short plan: which user, which records, which calls")
-    instruction: LongStr = Field(description="the user's goal, in second person: 'You are ... you want ...'")
+    thought: str = Field(max_length=THOUGHT_CHARS, description="a short plan: which user, which records, which calls")
+    instruction: MediumStr = Field(description="the user's goal, in second person: 'You are ... you want ...'")
     actions: list[GeneratedAction] = Field(max_length=MAX_ACTIONS)
-    outputs: list[MediumStr] = Field(default_factory=list, max_length=MAX_OUTPUTS)
+    outputs: list[ShortStr] = Field(default_factory=list, max_length=MAX_OUTPUTS)
+
+
+def generator_output_schema(
+    domain: Domain, tool_names: Iterable[str], *, max_actions: int = MAX_ACTIONS
+) -> dict[str, Any] | None:
+    """The JSON schema sent to the model: :class:`GeneratedBlueprint` with each action an
+    ``anyOf`` over the sampled tools (``name`` a constant, ``arguments`` the tool's own
+    parameter schema, bounded). Under constrained decoding (llama.cpp, OpenAI structured
+    outputs) the model then cannot name a tool that is not offered or mistype an argument
+    name; small models otherwise invent both. ``max_actions`` (at most ``MAX_ACTIONS``)
+    lowers the cap on actions: a small model tends to repeat its last call until the
+    token limit. ``None`` when no listed tool is known."""
+    specs = [spec for spec in (domain.tool(name) for name in dict.fromkeys(tool_names)) if spec is not None]
+    if not specs:
+        return None
+    schema = json_schema_for(GeneratedBlueprint)
+    schema["properties"]["actions"]["maxItems"] = max(1, min(max_actions, MAX_ACTIONS))
+    schema["properties"]["actions"]["items"] = tool_call_schema(
+        specs, reply=False, max_string_chars=ACTION_STRING_CHARS, max_array_items=ACTION_ARRAY_ITEMS
+    )
+    return schema
 
 
 # ---------------------------------------------------------------------------
@@ -141,6 +167,7 @@ def generator_messages(
     feedback: Sequence[str] = (),
     *,
     prompts_dir: str | Path | None = None,
+    max_actions: int = MAX_ACTIONS,
 ) -> list[BaseMessage]:
     """The request sent to the model (exposed for tests and for inspection)."""
     tools = list(context.get("tools") or [])
@@ -159,7 +186,7 @@ def generator_messages(
         persona=_persona_text(context.get("persona")),
         examples=as_json(list(context.get("examples") or [])) if context.get("examples") else NONE,
         feedback=_feedback_text(feedback),
-        max_actions=MAX_ACTIONS,
+        max_actions=max(1, min(max_actions, MAX_ACTIONS)),
         max_outputs=MAX_OUTPUTS,
     )
     return [HumanMessage(content=text)]
@@ -172,11 +199,16 @@ def generate_blueprint(
     feedback: Sequence[str] = (),
     *,
     prompts_dir: str | Path | None = None,
+    max_actions: int = MAX_ACTIONS,
     **call_kwargs: Any,
 ) -> StructuredResult[GeneratedBlueprint]:
     """Ask ``model`` for one blueprint. ``call_kwargs`` go to ``structured_call``
-    (``max_tokens``, ``config``, ``method``, ``repair``)."""
-    messages = generator_messages(domain, context, feedback, prompts_dir=prompts_dir)
+    (``max_tokens``, ``config``, ``method``, ``repair``); the output schema is
+    :func:`generator_output_schema` of the context's tools, with ``max_actions``."""
+    messages = generator_messages(domain, context, feedback, prompts_dir=prompts_dir, max_actions=max_actions)
+    call_kwargs.setdefault(
+        "output_schema", generator_output_schema(domain, context.get("tools") or [], max_actions=max_actions)
+    )
     return structured_call(model, GeneratedBlueprint, messages, **call_kwargs)
 
 
@@ -187,10 +219,14 @@ async def agenerate_blueprint(
     feedback: Sequence[str] = (),
     *,
     prompts_dir: str | Path | None = None,
+    max_actions: int = MAX_ACTIONS,
     **call_kwargs: Any,
 ) -> StructuredResult[GeneratedBlueprint]:
     """Async :func:`generate_blueprint`."""
-    messages = generator_messages(domain, context, feedback, prompts_dir=prompts_dir)
+    messages = generator_messages(domain, context, feedback, prompts_dir=prompts_dir, max_actions=max_actions)
+    call_kwargs.setdefault(
+        "output_schema", generator_output_schema(domain, context.get("tools") or [], max_actions=max_actions)
+    )
     return await astructured_call(model, GeneratedBlueprint, messages, **call_kwargs)
 
 

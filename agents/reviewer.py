@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from apigen_mt.blueprint import Blueprint
 from apigen_mt.domains.base import Domain
-from apigen_mt.llm.structured import MediumStr, StructuredResult, astructured_call, bounded, structured_call
+from apigen_mt.llm.structured import StructuredResult, astructured_call, bounded, structured_call
 from apigen_mt.prompts import render_prompt
 
 from .generator import NONE, as_json, bullet_list, tool_catalog
@@ -33,12 +33,12 @@ METRICS = ("correctness", "completeness", "satisfaction", "creativity")
 class Review(BaseModel):
     """One judge's verdict on a blueprint."""
 
-    reflection: MediumStr = Field(description="the reasoning behind the scores, brief and specific")
+    reflection: str = Field(max_length=600, description="the reasoning behind the scores, brief and specific")
     correctness: int = Field(ge=0, le=1, description="1 if the actions correctly fulfil the instruction")
     completeness: int = Field(ge=0, le=1, description="1 if nothing the instruction asks for is missing")
     satisfaction: int = Field(ge=0, le=1, description="1 if the user would be satisfied by the outcome")
     creativity: int = Field(ge=0, le=1, description="1 if the task is realistic, varied and not trivial")
-    suggested_correction: MediumStr | None = Field(default=None, description="how to fix the blueprint, if needed")
+    suggested_correction: str | None = Field(default=None, max_length=400, description="how to fix the blueprint, if needed")
 
     def scores(self) -> dict[str, int]:
         return {metric: getattr(self, metric) for metric in METRICS}

@@ -31,7 +31,7 @@ from apigen_mt.agents import (
     to_blueprint,
     write_feedback,
 )
-from apigen_mt.agents.generator import as_json, generator_messages
+from apigen_mt.agents.generator import as_json, generator_messages, generator_output_schema
 from apigen_mt.agents.recombiner import merge_parts
 from apigen_mt.blueprint import Blueprint
 from apigen_mt.llm.structured import FailureKind, unbounded_fields
@@ -204,6 +204,26 @@ def test_generator_prompt_shows_the_context_and_the_feedback(retail, full_contex
     assert "earlier attempts" not in generator_messages(retail, full_context)[0].content
 
 
+def test_generator_output_schema_offers_only_the_sampled_tools_with_their_arguments(retail, full_context):
+    model = ScriptedChatModel([json.dumps(GOOD_BP)])
+    result = generate_blueprint(model, retail, full_context, max_actions=3)
+    assert result.ok
+    sent = model.calls[0].kwargs["response_format"]["json_schema"]["schema"]
+    actions = sent["properties"]["actions"]
+    assert actions["maxItems"] == 3
+    branches = actions["items"]["anyOf"]
+    assert [b["properties"]["name"]["const"] for b in branches] == list(dict.fromkeys(full_context["tools"]))
+    for branch in branches:
+        spec = retail.tool(branch["properties"]["name"]["const"])
+        arguments = branch["properties"]["arguments"]
+        assert set(arguments["properties"]) == set(spec.parameters.get("properties", {}))
+        assert arguments["additionalProperties"] is False
+    assert unbounded_fields(sent) == []
+    assert "At most 3 actions" in model.calls[0].messages[0].content
+    # unknown tool names are skipped; with none known the pydantic schema is sent as is
+    assert generator_output_schema(retail, ["no_such_tool"]) is None
+
+
 def test_generator_prompt_marks_left_out_samplers(retail):
     context = sample_context(retail, 0)  # no policy, no persona in this draw
     assert not context["policy"] and context["persona"] is None
@@ -292,22 +312,23 @@ def test_all_roles_against_the_embedded_model(retail, capsys):
     # tokens/s, and its window is 4096 tokens; the default budgets (policy + data + examples,
     # 8-15k characters) would take minutes here and can overflow the window.
     context = sample_context(retail, 0, SMALL_CONTEXT)
-    model = make_chat_model(ModelSpec(model="local", max_tokens=256, timeout=90, max_retries=0), role="generator")
+    model = make_chat_model(ModelSpec(model="local", max_tokens=1024, timeout=120, max_retries=0), role="generator")
     report: dict[str, str] = {}
 
     def check(name: str, result, schema: type[BaseModel], started: float) -> None:
         took = time.perf_counter() - started
-        if result.ok:
-            assert isinstance(result.value, schema)
-            schema.model_validate(result.value.model_dump())
-            report[name] = f"ok (attempts={result.attempts}, {took:.1f}s)"
-        else:
-            assert result.value is None and isinstance(result.failure.kind, FailureKind)
-            report[name] = f"failed: {result.failure.kind.value} (attempts={result.attempts}, {took:.1f}s)"
+        report[name] = (
+            f"ok (attempts={result.attempts}, {took:.1f}s)"
+            if result.ok
+            else f"failed: {result.failure.kind.value} (attempts={result.attempts}, {took:.1f}s)"
+        )
+        assert result.ok, f"{name}: {result.error}"
+        assert isinstance(result.value, schema)
+        schema.model_validate(result.value.model_dump())
 
     try:
         t = time.perf_counter()
-        generated = generate_blueprint(model, retail, context)
+        generated = generate_blueprint(model, retail, context, max_actions=3)
         check("generator", generated, GeneratedBlueprint, t)
 
         t = time.perf_counter()

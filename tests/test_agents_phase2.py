@@ -285,26 +285,21 @@ def test_embedded_model_user_critic_assistant_structure():
     from apigen_mt.llm.factory import make_chat_model
 
     user = make_chat_model(ModelSpec(model="local", max_tokens=60, temperature=0.8), role="user")
-    critic = make_chat_model(ModelSpec(model="local", max_tokens=200), role="user_critic")
+    critic = make_chat_model(ModelSpec(model="local", max_tokens=512), role="user_critic")
     agent = make_chat_model(ModelSpec(model="local", max_tokens=200), role="assistant")
     instruction = "You are a library member (email ada@example.org). You want to renew the book you borrowed."
 
     turn = next_user_message(user, critic, instruction, [], n=2)
     assert isinstance(turn, UserTurn) and isinstance(turn.message, str)
     assert all(isinstance(c, str) and c for c in turn.candidates)
-    if turn.ok:
-        assert turn.message == turn.candidates[turn.chosen_index]
-    if len(turn.candidates) > 1 and turn.critic_error is None:
-        assert any(isinstance(s, int) and 0 <= s <= 10 for s in turn.scores)
-    if turn.critic_error is not None:
-        assert turn.critic_failure["kind"] in {k.value for k in FailureKind}
+    assert len(turn.candidates) == 2 and turn.critic_error is None, turn.critic_error  # schema-valid scores
+    assert turn.ok and turn.message == turn.candidates[turn.chosen_index]
+    assert any(isinstance(s, int) and 0 <= s <= 10 for s in turn.scores)  # a repeated index leaves one unscored
 
     history = [HumanMessage(turn.message or "Hi, I'd like to renew my book. My email is ada@example.org.")]
     # the library domain: its policy and 9 tools fit the 135M model's context with room to spare
     reply = assistant_step(agent, get_domain("library"), history, mode="json_schema")
     assert isinstance(reply, AIMessage)
     failure = tool_calling_failure(reply)
-    if failure is None:
-        assert reply.tool_calls or (isinstance(reply.content, str) and reply.content)
-    else:
-        assert reply.invalid_tool_calls and failure["kind"] in {k.value for k in FailureKind}
+    assert failure is None, failure  # a schema-valid tool call or reply
+    assert reply.tool_calls or (isinstance(reply.content, str) and reply.content)

@@ -69,6 +69,7 @@ __all__ = [
     "astructured_call",
     "bounded",
     "format_validation_error",
+    "json_schema_for",
     "load_json_output",
     "response_format_for",
     "structured_call",
@@ -351,9 +352,13 @@ def json_schema_for(schema: type[BaseModel]) -> dict[str, Any]:
     return inline_schema_refs(_check_schema(schema).model_json_schema())
 
 
-def response_format_for(schema: type[BaseModel], *, strict: bool | None = None) -> dict[str, Any]:
-    """``response_format`` (OpenAI ``json_schema`` form) for a pydantic schema."""
-    spec: dict[str, Any] = {"name": schema_name(schema), "schema": json_schema_for(schema)}
+def response_format_for(
+    schema: type[BaseModel], *, strict: bool | None = None, output_schema: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """``response_format`` (OpenAI ``json_schema`` form) for a pydantic schema
+    (``output_schema``, when given, is sent instead of the schema pydantic derives)."""
+    sent = dict(output_schema) if output_schema is not None else json_schema_for(schema)
+    spec: dict[str, Any] = {"name": schema_name(schema), "schema": sent}
     doc = (schema.__doc__ or "").strip()
     if doc and not doc.startswith(("Usage docs", "!!!")):
         spec["description"] = doc[:500]
@@ -619,16 +624,24 @@ REPAIR_INSTRUCTION = (
 )
 
 
-def _bind_for(model: Runnable, schema: type[BaseModel], method: str, max_tokens: int, strict: bool | None) -> Runnable:
+def _bind_for(
+    model: Runnable,
+    schema: type[BaseModel],
+    method: str,
+    max_tokens: int,
+    strict: bool | None,
+    output_schema: Mapping[str, Any] | None = None,
+) -> Runnable:
     if method == "json_schema":
-        return model.bind(response_format=response_format_for(schema, strict=strict), max_tokens=max_tokens)
+        response_format = response_format_for(schema, strict=strict, output_schema=output_schema)
+        return model.bind(response_format=response_format, max_tokens=max_tokens)
     if method == "function_calling":
         tool = {
             "type": "function",
             "function": {
                 "name": schema_name(schema),
                 "description": (schema.__doc__ or f"Return a {schema.__name__}.").strip()[:1000],
-                "parameters": json_schema_for(schema),
+                "parameters": dict(output_schema) if output_schema is not None else json_schema_for(schema),
             },
         }
         if strict is not None:
@@ -733,7 +746,13 @@ def _structured_steps(schema: type[T], messages: list[BaseMessage], method: str,
 
 
 def _prepare(
-    model: Runnable, schema: Any, messages: LanguageModelInput, method: str, max_tokens: int | None, strict: bool | None
+    model: Runnable,
+    schema: Any,
+    messages: LanguageModelInput,
+    method: str,
+    max_tokens: int | None,
+    strict: bool | None,
+    output_schema: Mapping[str, Any] | None = None,
 ) -> tuple[Runnable, list[BaseMessage]]:
     schema = _check_schema(schema)
     if method not in ("json_schema", "function_calling"):
@@ -743,7 +762,9 @@ def _prepare(
         raise ValueError("structured_call needs at least one message")
     _note_unbounded(schema)
     tokens = capped_max_tokens(model, max_tokens, DEFAULT_MAX_TOKENS)
-    return _bind_for(model, schema, method, tokens, strict), msgs
+    if output_schema is not None and not isinstance(output_schema, Mapping):
+        raise TypeError(f"output_schema must be a JSON schema (a mapping), got {type(output_schema).__name__}")
+    return _bind_for(model, schema, method, tokens, strict, output_schema), msgs
 
 
 def structured_call(
@@ -756,6 +777,7 @@ def structured_call(
     max_tokens: int | None = None,
     strict: bool | None = None,
     config: RunnableConfig | None = None,
+    output_schema: Mapping[str, Any] | None = None,
 ) -> StructuredResult[T]:
     """Ask ``model`` for a ``schema`` instance; never raises on malformed output.
 
@@ -771,8 +793,12 @@ def structured_call(
             ``max_tokens`` is sent. Default: the model's own, else ``DEFAULT_MAX_TOKENS``.
         strict: passed to OpenAI structured outputs (``None``: not sent).
         config: the runnable config for the model calls (callbacks, tags, metadata).
+        output_schema: a JSON schema sent to the model instead of the one pydantic derives
+            from ``schema``: a narrowing of it (e.g. actions limited to the sampled tools and
+            their real argument schemas, so constrained decoding cannot invent a tool). The
+            reply is still validated with ``schema``.
     """
-    bound, msgs = _prepare(model, schema, messages, method, max_tokens, strict)
+    bound, msgs = _prepare(model, schema, messages, method, max_tokens, strict, output_schema)
     return drive(_structured_steps(schema, msgs, method, repair), lambda req: bound.invoke(req, config))
 
 
@@ -786,7 +812,8 @@ async def astructured_call(
     max_tokens: int | None = None,
     strict: bool | None = None,
     config: RunnableConfig | None = None,
+    output_schema: Mapping[str, Any] | None = None,
 ) -> StructuredResult[T]:
     """Async :func:`structured_call` (same arguments, same guarantees)."""
-    bound, msgs = _prepare(model, schema, messages, method, max_tokens, strict)
+    bound, msgs = _prepare(model, schema, messages, method, max_tokens, strict, output_schema)
     return await adrive(_structured_steps(schema, msgs, method, repair), lambda req: bound.ainvoke(req, config))
