@@ -12,6 +12,7 @@ never raises, it comes back as ``ok=False`` with a typed ``failure``.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -91,15 +92,22 @@ def generator_output_schema(
     name; small models otherwise invent both. ``max_actions`` (at most ``MAX_ACTIONS``)
     lowers the cap on actions: a small model tends to repeat its last call until the
     token limit. ``None`` when no listed tool is known."""
-    specs = [spec for spec in (domain.tool(name) for name in dict.fromkeys(tool_names)) if spec is not None]
-    if not specs:
+    names = tuple(name for name in dict.fromkeys(tool_names) if domain.tool(name) is not None)
+    if not names:
         return None
-    schema = json_schema_for(GeneratedBlueprint)
-    schema["properties"]["actions"]["maxItems"] = max(1, min(max_actions, MAX_ACTIONS))
-    schema["properties"]["actions"]["items"] = tool_call_schema(
-        specs, reply=False, max_string_chars=ACTION_STRING_CHARS, max_array_items=ACTION_ARRAY_ITEMS
-    )
-    return schema
+    key = (names, max(1, min(max_actions, MAX_ACTIONS)))
+    cache = domain.__dict__.setdefault("_generator_output_schemas", {})  # per domain object
+    if key not in cache:
+        schema = json_schema_for(GeneratedBlueprint)
+        schema["properties"]["actions"]["maxItems"] = key[1]
+        schema["properties"]["actions"]["items"] = tool_call_schema(
+            [domain.tool(name) for name in names],
+            reply=False,
+            max_string_chars=ACTION_STRING_CHARS,
+            max_array_items=ACTION_ARRAY_ITEMS,
+        )
+        cache[key] = schema
+    return copy.deepcopy(cache[key])
 
 
 # ---------------------------------------------------------------------------
@@ -137,14 +145,14 @@ def _rules_text(rules: Sequence[Mapping[str, Any]]) -> str:
     return bullet_list(f"{r.get('name', 'rule')}: {r.get('description', '')}" for r in rules)
 
 
-def _persona_text(persona: Mapping[str, Any] | None) -> str:
+def persona_text(persona: Mapping[str, Any] | None) -> str:
     if not persona:
         return NONE
     parts = [str(persona.get("description") or "").strip(), str(persona.get("style") or "").strip()]
     return " ".join(p for p in parts if p) or NONE
 
 
-def _feedback_text(feedback: Sequence[str]) -> str:
+def feedback_text(feedback: Sequence[str]) -> str:
     items = [str(f).strip() for f in feedback if str(f).strip()]
     if not items:
         return ""
@@ -183,9 +191,9 @@ def generator_messages(
         rules=_rules_text(context.get("rules") or []),
         user_id=context.get("user_id") or NONE,
         data=as_json(context.get("data")) if context.get("data") else NONE,
-        persona=_persona_text(context.get("persona")),
+        persona=persona_text(context.get("persona")),
         examples=as_json(list(context.get("examples") or [])) if context.get("examples") else NONE,
-        feedback=_feedback_text(feedback),
+        feedback=feedback_text(feedback),
         max_actions=max(1, min(max_actions, MAX_ACTIONS)),
         max_outputs=MAX_OUTPUTS,
     )

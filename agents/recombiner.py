@@ -21,10 +21,10 @@ from pydantic import BaseModel, Field
 
 from apigen_mt.blueprint import Action, Blueprint
 from apigen_mt.domains.base import Domain
-from apigen_mt.llm.structured import LongStr, MediumStr, StructuredResult, astructured_call, bounded, structured_call
+from apigen_mt.llm.structured import StructuredResult, astructured_call, bounded, structured_call
 from apigen_mt.prompts import render_prompt
 
-from .generator import as_json, bullet_list
+from .generator import as_json, bullet_list, feedback_text
 from .reviewer import _blueprint_parts
 
 __all__ = [
@@ -41,8 +41,8 @@ __all__ = [
 class CombinedInstruction(BaseModel):
     """One instruction covering all the sub-tasks."""
 
-    thought: MediumStr | None = Field(default=None, description="how the sub-tasks fit together")
-    instruction: LongStr = Field(description="the combined instruction, second person, to the user")
+    thought: str | None = Field(default=None, max_length=300, description="how the sub-tasks fit together")
+    instruction: str = Field(max_length=1500, description="the combined instruction, second person, to the user")
 
 
 def _key(action: Mapping[str, Any]) -> str:
@@ -71,7 +71,11 @@ def merge_parts(blueprints: Sequence[Blueprint | Mapping[str, Any]]) -> dict[str
 
 
 def recombiner_messages(
-    domain: Domain, blueprints: Sequence[Blueprint | Mapping[str, Any]], *, prompts_dir: str | Path | None = None
+    domain: Domain,
+    blueprints: Sequence[Blueprint | Mapping[str, Any]],
+    feedback: Sequence[str] = (),
+    *,
+    prompts_dir: str | Path | None = None,
 ) -> list[BaseMessage]:
     if len(blueprints) < 1:
         raise ValueError("recombination needs at least one blueprint")
@@ -85,6 +89,7 @@ def recombiner_messages(
         instructions=instructions,
         actions=as_json(merged["actions"], 8000),
         outputs=bullet_list(merged["outputs"]),
+        feedback=feedback_text(feedback),
     )
     return [HumanMessage(content=text)]
 
@@ -93,12 +98,13 @@ def recombine_instructions(
     model: Any,
     domain: Domain,
     blueprints: Sequence[Blueprint | Mapping[str, Any]],
+    feedback: Sequence[str] = (),
     *,
     prompts_dir: str | Path | None = None,
     **call_kwargs: Any,
 ) -> StructuredResult[CombinedInstruction]:
     """The combined instruction; ``call_kwargs`` go to ``structured_call``."""
-    messages = recombiner_messages(domain, blueprints, prompts_dir=prompts_dir)
+    messages = recombiner_messages(domain, blueprints, feedback, prompts_dir=prompts_dir)
     return structured_call(model, CombinedInstruction, messages, **call_kwargs)
 
 
@@ -106,12 +112,13 @@ async def arecombine_instructions(
     model: Any,
     domain: Domain,
     blueprints: Sequence[Blueprint | Mapping[str, Any]],
+    feedback: Sequence[str] = (),
     *,
     prompts_dir: str | Path | None = None,
     **call_kwargs: Any,
 ) -> StructuredResult[CombinedInstruction]:
     """Async :func:`recombine_instructions`."""
-    messages = recombiner_messages(domain, blueprints, prompts_dir=prompts_dir)
+    messages = recombiner_messages(domain, blueprints, feedback, prompts_dir=prompts_dir)
     return await astructured_call(model, CombinedInstruction, messages, **call_kwargs)
 
 

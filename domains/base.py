@@ -179,6 +179,13 @@ class Domain(ABC):
     def policy_rules(self) -> list[PolicyRule]:
         return []
 
+    @property
+    def generation_policy_rules(self) -> list[PolicyRule]:
+        """The rules generated blueprints must pass: ``policy_rules`` unless a domain asks
+        more of the data it generates than of benchmark gold (retail: the identity lookup
+        spelled out in the actions, which tau2's gold lists often omit)."""
+        return self.policy_rules
+
     def tool(self, name: str) -> ToolSpec | None:
         """The spec of one tool, or None (also for a name that is not a string)."""
         if not isinstance(name, str):

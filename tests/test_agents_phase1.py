@@ -31,6 +31,7 @@ from apigen_mt.agents import (
     to_blueprint,
     write_feedback,
 )
+from apigen_mt.agents.instruction_writer import WrittenInstruction, write_instruction
 from apigen_mt.agents.generator import as_json, generator_messages, generator_output_schema
 from apigen_mt.agents.recombiner import merge_parts
 from apigen_mt.blueprint import Blueprint
@@ -343,6 +344,11 @@ def test_all_roles_against_the_embedded_model(retail, capsys):
         t = time.perf_counter()
         combined = recombine_instructions(model, retail, BLUEPRINTS)
         check("recombiner", combined, CombinedInstruction, t)
+
+        t = time.perf_counter()
+        actions = [a.model_dump() for a in BLUEPRINTS[0].actions]
+        written = write_instruction(model, retail, context, actions, ['"mia_moore_8366"'])
+        check("instruction_writer", written, WrittenInstruction, t)
     finally:
         get_embedded_server().stop()
     with capsys.disabled():

@@ -41,6 +41,8 @@ Bounded schemas
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import logging
 import re
@@ -348,8 +350,14 @@ def schema_name(schema: type[BaseModel]) -> str:
 
 
 def json_schema_for(schema: type[BaseModel]) -> dict[str, Any]:
-    """The JSON schema sent to the model: pydantic's, refs inlined."""
-    return inline_schema_refs(_check_schema(schema).model_json_schema())
+    """The JSON schema sent to the model: pydantic's, refs inlined (a fresh copy each call;
+    pydantic's schema generation is computed once per class, it costs milliseconds)."""
+    return copy.deepcopy(_cached_json_schema(_check_schema(schema)))
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_json_schema(schema: type[BaseModel]) -> dict[str, Any]:
+    return inline_schema_refs(schema.model_json_schema())
 
 
 def response_format_for(

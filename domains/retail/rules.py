@@ -463,3 +463,8 @@ RULES: list[PolicyRule] = [
     payment_change_to_different_method,
     transfer_ends_conversation,
 ]
+
+GENERATION_RULES: list[PolicyRule] = [
+    STRICT_AUTHENTICATION if rule is authenticate_before_user_data else rule for rule in RULES
+]
+"""The rules for generated blueprints: the identity lookup must be among the actions."""

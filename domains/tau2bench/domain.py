@@ -52,11 +52,20 @@ class Tau2Domain(Domain):
         tables = {name: CowTable(getattr(self._pristine, name)) for name in self._table_names}
         return Tau2Environment(self, tables)
 
+    def _rules_module(self) -> Any:
+        package = type(self).__module__.rsplit(".", 1)[0]
+        return importlib.import_module(f"{package}.rules")
+
     @property
     def policy_rules(self) -> list[PolicyRule]:
         """``RULES`` of the subclass's package (``domains/<name>/rules.py``)."""
-        package = type(self).__module__.rsplit(".", 1)[0]
-        return importlib.import_module(f"{package}.rules").RULES
+        return self._rules_module().RULES
+
+    @property
+    def generation_policy_rules(self) -> list[PolicyRule]:
+        """``GENERATION_RULES`` of the rules module when it has them, else ``RULES``."""
+        module = self._rules_module()
+        return getattr(module, "GENERATION_RULES", module.RULES)
 
     def user_ids(self) -> list[str]:
         return sorted(self._pristine.users)

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from apigen_mt.domains.base import Domain, ToolKind, ToolSpec
-from apigen_mt.tools.api_graph.specs import chain_tools, element_type, matches_type, properties
+from apigen_mt.tools.api_graph.pool import Pool, fill_arguments, grow_pool, pooled_values, user_pool
+from apigen_mt.tools.api_graph.specs import chain_tools
 from apigen_mt.tools.api_graph.values import (
     decode,
     field_aliases,
@@ -27,8 +28,6 @@ from apigen_mt.tools.api_graph.values import (
 )
 from apigen_mt.tools.executor import execute_actions, run_call
 from apigen_mt.tools.state_diff import canonical_json
-
-Pool = dict[str, list[tuple[Any, str]]]  # field name -> (value, where it came from: "user" or a tool)
 
 
 @dataclass
@@ -54,7 +53,7 @@ class Output:
         self.values |= out.values
         self.scalar = self.scalar or out.scalar
         self.count += 1
-        for key, values in _user_pool(data).items():
+        for key, values in user_pool(data).items():
             kept = self.samples.setdefault(key, [])
             for value in values:
                 if len(kept) < 2 and value not in kept and not isinstance(value, float):
@@ -192,7 +191,7 @@ def _probe_reads(
                 context = domain.user_context(user_id)
             except Exception:  # a user the domain cannot describe: probe with outputs only
                 context = {}
-            _grow(pool, context, "user")
+            grow_pool(pool, context, "user")
             obs.user_fields.update(pool)
         env = domain.new_env()
         done: set[tuple[str, str]] = set()
@@ -211,93 +210,19 @@ def _probe_reads(
                     for arg, source in sources.items():
                         if source != "user" and source != spec.name:
                             obs.probe_flows[(source, spec.name, arg)] += 1
-                    _grow(pool, decode(call.observation), spec.name)
-
-
-def _user_pool(context: Any) -> dict[str, list[Any]]:
-    """Field name -> values, from a user's records (the values a user can tell the agent)."""
-    pool: dict[str, list[Any]] = defaultdict(list)
-
-    def add(name: str, value: Any) -> None:
-        if value not in pool[name]:
-            pool[name].append(value)
-
-    def walk(value: Any, key: str | None) -> None:
-        if isinstance(value, Mapping):
-            if is_keyed_map(value):
-                for k, item in value.items():
-                    if key:
-                        add(f"{singular(key)}_id", str(k))
-                    walk(item, None)
-            else:
-                for k, item in value.items():
-                    for alias in field_aliases(str(k), key):
-                        if isinstance(item, (str, int, float)) and not isinstance(item, bool):
-                            add(alias, item)
-                    walk(item, str(k))
-        elif isinstance(value, (list, tuple)):
-            for item in value:
-                if key and isinstance(item, (str, int)) and not isinstance(item, bool):
-                    add(key, item)
-                    add(f"{singular(key)}_id", item)
-                walk(item, key)
-
-    walk(decode(context), None)
-    return pool
-
-
-def _grow(pool: Pool, data: Any, source: str) -> None:
-    """Add the values found in ``data`` to ``pool``, noting ``source`` as where they came from."""
-    for name, values in _user_pool(data).items():
-        known = {canonical_json(v) for v, _ in pool[name]}
-        for value in values:
-            if canonical_json(value) not in known:
-                pool[name].append((value, source))
-
-
-def _pooled(pool: Pool, name: str) -> list[tuple[Any, str]]:
-    """The pool's values for an argument, under its own name or its singular."""
-    return pool.get(name) or pool.get(singular(name)) or []
-
-
-def _fill_arguments(
-    spec: ToolSpec, pool: Pool, prefer: tuple[str, str] | None = None
-) -> tuple[dict[str, Any], dict[str, str]] | None:
-    """Arguments for ``spec`` from ``pool`` and where each came from; None when one is missing.
-
-    ``prefer=(argument, source)`` takes that argument's value from that source.
-    """
-    props = properties(spec)
-    arguments: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for name in spec.parameters.get("required") or []:
-        schema = props.get(name, {})
-        kind, array = element_type(schema)
-        candidates = [
-            (value, source)
-            for value, source in _pooled(pool, name)
-            if matches_type(value, kind) and ("enum" not in schema or value in schema["enum"])
-        ]
-        if prefer is not None and prefer[0] == name:
-            candidates = [c for c in candidates if c[1] == prefer[1]]
-        if not candidates:
-            return None
-        value, source = candidates[0]
-        arguments[name] = [value] if array else value
-        sources[name] = source
-    return arguments, sources
+                    grow_pool(pool, decode(call.observation), spec.name)
 
 
 def _call_variants(spec: ToolSpec, pool: Pool) -> list[tuple[dict[str, Any], dict[str, str]]]:
     """One call of ``spec`` from the pool, then the same call with each argument fed by each tool."""
-    base = _fill_arguments(spec, pool)
+    base = fill_arguments(spec, pool)
     if base is None:
         return []
     variants = [base]
     for arg in spec.parameters.get("required") or []:
-        for source in sorted({src for _, src in _pooled(pool, arg)}):
+        for source in sorted({src for _, src in pooled_values(pool, arg)}):
             if source not in ("user", base[1].get(arg)):
-                variant = _fill_arguments(spec, pool, prefer=(arg, source))
+                variant = fill_arguments(spec, pool, prefer=(arg, source))
                 if variant is not None:
                     variants.append(variant)
     return variants

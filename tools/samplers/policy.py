@@ -19,6 +19,7 @@ the rule module's docstring: a rule description states the policy requirement al
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from collections.abc import Iterable
@@ -160,6 +161,8 @@ class PolicySampler:
         self.max_chars, self.max_rules, self.max_rule_chars = max_chars, max_rules, max_rule_chars
         self.paragraphs = split_policy(domain.policy or "")
         self._idf_cache: dict[str, float] = {}
+        self._samples: dict[tuple[str, ...], PolicySample] = {}
+        self._terms: dict[tuple[int, str], float] = {}
         self._writes = {t.name for t in domain.tools if t.kind == ToolKind.WRITE}
 
     def _idf(self, stem: str) -> float:
@@ -180,30 +183,41 @@ class PolicySampler:
         ``cancel_pending_order`` fully, "Modify pending order" only partly, "Return
         delivered order" hardly. General paragraphs before the first section get 0.5.
         """
-        text = paragraph.text
-        headings = " ".join(paragraph.headings[1:])
-        score = 0.0
-        for tool in tools:
-            tool_stems = keywords([tool])
-            total = max(1.5, sum(self._idf(stem) for stem in tool_stems))
-            found = [stem for stem in tool_stems if _hits(stem, headings) or _hits(stem, text)]
-            match = sum(
-                self._idf(stem) * (2.0 * bool(_hits(stem, headings)) + min(2, _hits(stem, text)))
-                for stem in found
-            )
-            coverage = sum(self._idf(stem) for stem in found) / (
-                sum(self._idf(stem) for stem in tool_stems) or 1.0
-            )
-            weight = 2.0 if tool in self._writes else 1.0
-            score += weight * (5.0 * text.count(tool) + coverage * match / total)
+        score = sum(self._tool_term(paragraph, tool) for tool in tools)
         if len(paragraph.headings) <= 1:  # the preamble: general rules that apply to everything
             score += 0.5
         return score
+
+    def _tool_term(self, paragraph: Paragraph, tool: str) -> float:
+        """One tool's share of :meth:`score` (memoized: the policy and the tools are fixed)."""
+        key = (paragraph.index, tool)
+        cached = self._terms.get(key)
+        if cached is not None:
+            return cached
+        text = paragraph.text
+        headings = " ".join(paragraph.headings[1:])
+        tool_stems = keywords([tool])
+        total = max(1.5, sum(self._idf(stem) for stem in tool_stems))
+        found = [stem for stem in tool_stems if _hits(stem, headings) or _hits(stem, text)]
+        match = sum(
+            self._idf(stem) * (2.0 * bool(_hits(stem, headings)) + min(2, _hits(stem, text)))
+            for stem in found
+        )
+        coverage = sum(self._idf(stem) for stem in found) / (sum(self._idf(stem) for stem in tool_stems) or 1.0)
+        weight = 2.0 if tool in self._writes else 1.0
+        term = self._terms[key] = weight * (5.0 * text.count(tool) + coverage * match / total)
+        return term
 
     def sample(self, tools: Iterable[str]) -> PolicySample:
         """The relevant text and rules for ``tools``: a function of the tools alone (no randomness;
         the context's variety comes from which tools were sampled)."""
         tools = list(dict.fromkeys(tools))
+        key = tuple(tools)
+        if key not in self._samples:  # a pure function of the tools: scored once per tool set
+            self._samples[key] = self._sample(tools)
+        return copy.deepcopy(self._samples[key])
+
+    def _sample(self, tools: list[str]) -> PolicySample:
         scored = [(self.score(p, tools), p) for p in self.paragraphs]
 
         def density(item: tuple[float, Paragraph]) -> tuple[float, int]:

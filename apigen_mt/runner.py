@@ -1,0 +1,128 @@
+"""Drive many graph threads concurrently, with persisted checkpoints, and resume them.
+
+Graphs stay pure (state in, state out); this module owns what is around them: the
+checkpointer (SQLite in a run directory, or in memory), one LangGraph thread per work item,
+bounded asyncio concurrency, resuming a thread interrupted by Ctrl-C or SIGKILL (only its
+unfinished nodes run again), and errors that stop one item, not the run.
+
+    async with open_checkpointer(run_dir) as saver:
+        compiled = build_phase1_graph().compile(checkpointer=saver)
+        outcomes = await run_threads(compiled, items, config, concurrency=8)
+
+Each item is ``(thread_id, input)``. A thread that already finished is not run again: its
+final state is returned as is, so a re-run of the same items costs nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.memory import InMemorySaver
+
+from apigen_mt.llm.budget import BudgetExceeded
+
+__all__ = ["CHECKPOINT_FILE", "ThreadOutcome", "open_checkpointer", "run_threads"]
+
+CHECKPOINT_FILE = "checkpoints.sqlite"
+DURABILITY = "async"
+"""Checkpoints are written while the next step runs; like "sync", they survive SIGKILL
+(a step finished before the kill is kept), at a fraction of the wall time."""
+
+
+@dataclass
+class ThreadOutcome:
+    """One thread's end: its final state values, or the error that stopped it."""
+
+    thread_id: str
+    values: dict[str, Any] | None
+    error: str | None = None
+    resumed: bool = False
+    reused: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.values is not None
+
+
+@contextlib.asynccontextmanager
+async def open_checkpointer(run_dir: str | Path | None) -> AsyncIterator[Any]:
+    """An async SQLite checkpointer in ``run_dir`` (created), or an in-memory one for None."""
+    if run_dir is None:
+        yield InMemorySaver()
+        return
+    import aiosqlite
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    path = Path(run_dir)
+    await asyncio.to_thread(path.mkdir, parents=True, exist_ok=True)
+    async with aiosqlite.connect(str(path / CHECKPOINT_FILE)) as connection:
+        # WAL with synchronous=NORMAL: a commit no longer waits for fsync, so checkpoints
+        # stop dominating the run (measured: 5x less wall time), and a killed process still
+        # loses nothing committed; only a power cut may drop the last few checkpoints.
+        await connection.execute("PRAGMA journal_mode=WAL")
+        await connection.execute("PRAGMA synchronous=NORMAL")
+        saver = AsyncSqliteSaver(connection)
+        await saver.setup()
+        yield saver
+
+
+def thread_config(config: RunnableConfig | Mapping[str, Any] | None, thread_id: str) -> RunnableConfig:
+    base = dict(config or {})
+    base["configurable"] = {**(base.get("configurable") or {}), "thread_id": thread_id}
+    return base  # type: ignore[return-value]
+
+
+async def _run_one(compiled: Any, thread_id: str, request: Any, config: RunnableConfig | Mapping[str, Any] | None) -> ThreadOutcome:
+    cfg = thread_config(config, thread_id)
+    snapshot = await compiled.aget_state(cfg) if compiled.checkpointer is not None else None
+    started = snapshot is not None and bool(snapshot.values)
+    if started and not snapshot.next:
+        return ThreadOutcome(thread_id, dict(snapshot.values), reused=True)
+    values = await compiled.ainvoke(None if started else request, cfg, durability=DURABILITY)
+    return ThreadOutcome(thread_id, dict(values), resumed=started)
+
+
+async def run_threads(
+    compiled: Any,
+    items: Iterable[tuple[str, Any]],
+    config: RunnableConfig | Mapping[str, Any] | None = None,
+    *,
+    concurrency: int = 8,
+    on_done: Callable[[ThreadOutcome], Awaitable[None] | None] | None = None,
+) -> list[ThreadOutcome]:
+    """Run (or resume, or reuse) one thread per item, at most ``concurrency`` at once.
+
+    An exception in a thread becomes that thread's ``error`` and the others go on; once
+    the LLM budget is spent, threads not yet started are not started (their outcome says
+    so) and can be resumed later with a larger budget. ``on_done`` sees each outcome as
+    it ends (sync or async), e.g. to write it to the run store.
+    """
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+    gate = asyncio.Semaphore(concurrency)
+    stop: list[str] = []
+
+    async def one(thread_id: str, request: Any) -> ThreadOutcome:
+        async with gate:
+            if stop:
+                return ThreadOutcome(thread_id, None, f"not started: {stop[0]}")
+            try:
+                outcome = await _run_one(compiled, thread_id, request, config)
+            except BudgetExceeded as exc:
+                stop.append(str(exc))
+                outcome = ThreadOutcome(thread_id, None, f"budget: {exc}")
+            except Exception as exc:  # one item's failure must not lose the others
+                outcome = ThreadOutcome(thread_id, None, f"{type(exc).__name__}: {exc}")
+        if on_done is not None:
+            done = on_done(outcome)
+            if asyncio.iscoroutine(done):
+                await done
+        return outcome
+
+    return list(await asyncio.gather(*(one(thread_id, request) for thread_id, request in items)))

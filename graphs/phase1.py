@@ -1,0 +1,120 @@
+"""Phase 1 of APIGen-MT as a LangGraph state machine: one verified task blueprint per run.
+
+    prepare -> propose -> format_check -> execution_check -> policy_check -> dedup_check
+            -> review x K (parallel) -> aggregate -> accept
+    a failed check or vote -> feedback -> propose (bounded rounds) | give_up
+
+``prepare`` samples the generator context from the request's seed and picks the proposer:
+``llm`` (the paper: the generator writes q, a_gt and o_gt) or ``grounded`` (a random walk
+on the API graph, executed over real entities, gives a_gt; the LLM writes q and o_gt for
+it). ``mixed`` draws one of the two per blueprint from the seed. The shared checks,
+committee and feedback nodes live in :mod:`apigen_mt.graphs.verification`.
+
+The module-level ``graph`` has no checkpointer (what ``langgraph dev`` needs); the runner
+compiles :func:`build_phase1_graph` with one. Input: ``{"domain", "blueprint_id", "seed",
+"mode"}``; settings from ``configurable["phase1"]`` (see :mod:`.settings`).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import START, StateGraph
+
+from apigen_mt.agents.generator import MAX_ACTIONS, agenerate_blueprint, to_blueprint
+from apigen_mt.agents.instruction_writer import awrite_instruction, to_grounded_blueprint
+from apigen_mt.domains.registry import get_domain
+from apigen_mt.tools.checks.execution import execute_blueprint, execution_errors
+from apigen_mt.tools.checks.policy import policy_violations
+from apigen_mt.tools.grounded_walk import grounded_walk
+from apigen_mt.tools.samplers.context import sample_context
+
+from . import verification as v
+from .models import role_model
+from .settings import Phase1Settings, generator_is_compact
+from .state import Phase1State
+
+__all__ = ["build_phase1_graph", "graph"]
+
+
+def _rng(seed: int, purpose: str) -> random.Random:
+    """Independent deterministic streams per purpose, so adding a draw to one keeps the others."""
+    return random.Random(f"{seed}:{purpose}")
+
+
+def _clean_walk(domain: Any, seed: int, tries: int) -> dict[str, Any] | None:
+    """The first executed walk that also passes the policy rules for generated data."""
+    rng = _rng(seed, "walk")
+    for _ in range(tries):
+        walk = grounded_walk(domain, rng)
+        if walk is None:
+            return None
+        trace = execute_blueprint(domain, walk.actions)
+        if not execution_errors(trace) and not policy_violations(domain, trace, generated=True):
+            return walk.to_json()
+    return None
+
+
+def prepare(state: Phase1State, config: RunnableConfig) -> dict[str, Any]:
+    """Sample the context; resolve the proposer (a grounded request without a clean walk
+    falls back to ``llm`` and says so in the context)."""
+    settings = Phase1Settings.from_config(config)
+    domain = get_domain(state.domain)
+    mode = state.mode or settings.mode
+    if mode not in ("llm", "grounded", "mixed"):
+        raise ValueError(f"mode must be llm, grounded or mixed, not {mode!r}")
+    if mode == "mixed":
+        mode = "grounded" if _rng(state.seed, "mode").random() < settings.grounded_ratio else "llm"
+    walk = _clean_walk(domain, state.seed, settings.walk_tries) if mode == "grounded" else None
+    compact = generator_is_compact(config)
+    sampler = settings.sampler_for(compact)
+    context = sample_context(domain, _rng(state.seed, "context"), sampler, user_id=(walk or {}).get("user_id"))
+    if mode == "grounded" and walk is None:
+        context["fallback"] = "no executable, policy-clean API-graph walk was found: the LLM proposes the actions"
+        mode = "llm"
+    return {"context": context, "walk": walk, "proposer": mode, "max_actions": settings.actions_for(compact)}
+
+
+async def propose(state: Phase1State, config: RunnableConfig) -> dict[str, Any]:
+    """One round's proposal: the generator's (llm) or the instruction writer's over the walk."""
+    settings = Phase1Settings.from_config(config)
+    domain = get_domain(state.domain)
+    round_ = state.round + 1
+    model = role_model(config, "generator")
+    trace = v._trace_config(config, {"blueprint_id": state.blueprint_id, "round": round_}, "phase1", "generator")
+    extra = {"user_id": state.context.get("user_id")} if state.context.get("user_id") else {}
+    if state.proposer == "grounded":
+        walk = state.walk
+        result = await awrite_instruction(
+            model, domain, state.context, walk["actions"], walk.get("observations") or [], state.feedback,
+            prompts_dir=settings.prompts_dir, config=trace,
+        )
+        make = lambda value: to_grounded_blueprint(value, domain, walk["actions"], state.blueprint_id, **extra)  # noqa: E731
+    else:
+        result = await agenerate_blueprint(
+            model, domain, state.context, state.feedback,
+            prompts_dir=settings.prompts_dir, config=trace,
+            max_actions=state.max_actions or MAX_ACTIONS,
+        )
+        make = lambda value: to_blueprint(value, domain, state.blueprint_id, **extra)  # noqa: E731
+    if not result.ok:
+        failure = {"stage": "generation", "passed": False, "reasons": [result.error], "diff": None}
+        return {"round": round_, "proposal": None, "check": failure}
+    return {"round": round_, "proposal": make(result.value).to_json(), "check": None}
+
+
+def build_phase1_graph() -> StateGraph:
+    """The uncompiled graph (compile it with or without a checkpointer)."""
+    builder = StateGraph(Phase1State)
+    builder.add_node("prepare", prepare)
+    builder.add_node("propose", propose)
+    v.add_verification(builder, proposer="propose")
+    builder.add_edge(START, "prepare")
+    builder.add_edge("prepare", "propose")
+    return builder
+
+
+graph = build_phase1_graph().compile()
+graph.name = "phase1"

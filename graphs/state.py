@@ -1,0 +1,97 @@
+"""The state of the blueprint graphs (Phase 1 and recombination).
+
+One graph run (one LangGraph thread) makes one blueprint: propose, check, review, and on
+failure write feedback and propose again, for a bounded number of rounds. Every value is
+plain JSON (dicts, lists, strings) so checkpoints stay portable and readable, and the
+state keeps every attempt, which is what the report needs to show where blueprints fail
+and what the feedback loop bought.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+from typing import Annotated, Any, TypedDict
+
+__all__ = ["BlueprintState", "Phase1State", "RecombineState", "ReviewTask"]
+
+
+@dataclass(kw_only=True)
+class BlueprintState:
+    """Fields shared by Phase 1 and recombination."""
+
+    domain: str
+    """The domain name (``retail``, ``bfcl.file_system``, a module path...)."""
+
+    blueprint_id: str
+    """The id the accepted blueprint gets; stable across rounds."""
+
+    round: int = 0
+    """The current round (1-based once proposing has started)."""
+
+    proposal: dict[str, Any] | None = None
+    """The current round's blueprint (JSON form), None when the proposer failed."""
+
+    check: dict[str, Any] | None = None
+    """The current round's last check: ``{"stage", "passed", "reasons", "diff"}``."""
+
+    reviews: Annotated[list[dict[str, Any]], operator.add] = field(default_factory=list)
+    """Every judge's review, each tagged with its ``round`` and ``judge``."""
+
+    feedback: Annotated[list[str], operator.add] = field(default_factory=list)
+    """Feedback texts given to the proposer, one per failed round."""
+
+    attempts: Annotated[list[dict[str, Any]], operator.add] = field(default_factory=list)
+    """One record per round: proposal, failing stage and reasons, votes, feedback."""
+
+    status: str = "running"
+    """``running``, then ``accepted`` or ``rejected``."""
+
+    blueprint: dict[str, Any] | None = None
+    """The accepted blueprint (JSON form)."""
+
+    rejection: dict[str, Any] | None = None
+    """Why the blueprint was given up: the last round's stage and reasons."""
+
+
+@dataclass(kw_only=True)
+class Phase1State(BlueprintState):
+    """One Phase-1 blueprint request and its rounds."""
+
+    seed: int = 0
+    """Seeds the context sampler and the API-graph walk: the same seed, the same context."""
+
+    mode: str | None = None
+    """``llm``, ``grounded`` or ``mixed`` as requested (None: the settings' mode)."""
+
+    proposer: str | None = None
+    """Who proposes the actions: ``llm`` or ``grounded`` (set by ``prepare``)."""
+
+    context: dict[str, Any] | None = None
+    """The sampled generator context (tools, policy, rules, user data, persona, examples)."""
+
+    walk: dict[str, Any] | None = None
+    """Grounded mode: the executed walk (user_id, chain, actions, observations)."""
+
+    max_actions: int | None = None
+    """The generator's cap on actions (set by ``prepare``: smaller for the embedded model)."""
+
+
+@dataclass(kw_only=True)
+class RecombineState(BlueprintState):
+    """Validated blueprints of one user, to be merged into one longer task."""
+
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    """The validated blueprints (JSON form) being combined, in order."""
+
+
+class ReviewTask(TypedDict):
+    """What one judge gets (sent in parallel, one per committee member)."""
+
+    judge: int
+    round: int
+    domain: str
+    proposal: dict[str, Any]
+    diff: str
+    blueprint_id: str
+    phase: str
