@@ -266,15 +266,21 @@ async def feedback(state: BlueprintState, config: RunnableConfig) -> dict[str, A
 
 def add_verification(builder: StateGraph, *, proposer: str) -> StateGraph:
     """Add the checks, committee, feedback loop and endings after the ``proposer`` node."""
-    builder.add_node("format_check", format_check)
-    builder.add_node("execution_check", execution_check)
-    builder.add_node("policy_check", policy_check)
-    builder.add_node("dedup_check", dedup_check)
+    # The nodes are typed with the shared base state; they must get the graph's own state
+    # (LangGraph would otherwise build the base class and drop e.g. ``proposer``).
+    schema = builder.state_schema
+    for name, node in (
+        ("format_check", format_check),
+        ("execution_check", execution_check),
+        ("policy_check", policy_check),
+        ("dedup_check", dedup_check),
+        ("aggregate", aggregate),
+        ("feedback", feedback),
+        ("accept", accept),
+        ("give_up", give_up),
+    ):
+        builder.add_node(name, node, input_schema=schema)
     builder.add_node("review", review)
-    builder.add_node("aggregate", aggregate)
-    builder.add_node("feedback", feedback)
-    builder.add_node("accept", accept)
-    builder.add_node("give_up", give_up)
     on_failure = ["feedback", "give_up"]
     builder.add_edge(proposer, "format_check")
     for check, following in (

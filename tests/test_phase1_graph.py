@@ -57,7 +57,7 @@ def test_pass_on_the_first_round():
     attempt = out["attempts"][0]
     assert attempt["votes"]["judges"] == 3 and attempt["votes"]["passed"] == ["correctness", "completeness", "satisfaction", "creativity"]
     assert "users" in attempt["diff"] or attempt["diff"]  # the reviewers saw the state diff text
-    assert len(generator.calls) == 1 and out["feedback"] == []
+    assert len(generator.calls) == 1 and out["feedback"] == [] and attempt["proposer"] == "llm"
 
 
 def test_format_failure_goes_to_feedback_then_passes():
@@ -163,6 +163,7 @@ def test_grounded_mode_keeps_the_walk_and_asks_only_for_the_instruction():
             break
     assert out["proposer"] == "grounded" and out["status"] == "accepted"
     assert out["blueprint"]["actions"] == out["walk"]["actions"]
+    assert out["attempts"][0]["proposer"] == "grounded"
     prompt = writer.calls[0].messages[0].content
     assert out["walk"]["actions"][-1]["name"] in prompt
     assert "response_format" in writer.calls[0].kwargs  # structured, not free text

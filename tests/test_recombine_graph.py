@@ -54,6 +54,7 @@ def test_recombination_accepted_merges_actions_once_and_keeps_outputs():
     prompt = recombiner.calls[0].messages[0].content
     assert A["instruction"] in prompt and B["instruction"] in prompt
     assert "address1" in out["attempts"][0]["diff"]
+    assert out["attempts"][0]["proposer"] == "recombine"
 
 
 def test_recombination_rejected_by_the_committee_after_feedback():
