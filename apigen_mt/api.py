@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from apigen_mt.llm.factory import LLMRuntime
 from apigen_mt.runner import ThreadOutcome, open_checkpointer, run_threads
 from apigen_mt.tools.dedup import DedupIndex
 
-__all__ = ["Phase1Result", "arun_phase1", "run_phase1"]
+__all__ = ["Phase1Result", "Phase2Result", "arun_phase1", "arun_phase2", "run_phase1", "run_phase2"]
 
 
 @dataclass
@@ -61,6 +61,28 @@ def _thread_id(blueprint_id: str) -> str:
     return f"phase1:{blueprint_id}"
 
 
+async def _open_runtime(
+    configuration: Configuration | None,
+    model: str | None,
+    run_dir: str | Path | None,
+    chat_models: Mapping[str, Any] | None,
+    roles: set[str],
+) -> tuple[Configuration, LLMRuntime]:
+    """The resolved configuration and the run's LLM runtime (cache under ``run_dir``); the
+    embedded server is started off the event loop unless ready models cover ``roles``."""
+    if configuration is not None and model:
+        raise ValueError("give either model or configuration, not both (set the model in the configuration)")
+    if configuration is None:
+        configuration = Configuration.load(overrides={"model": model} if model else None)
+    if run_dir is not None and configuration.cache.path is None:
+        configuration = configuration.model_copy(update={"run_dir": Path(run_dir)})
+    runtime = LLMRuntime.from_configuration(configuration)
+    await runtime.aopen()
+    if not callable(chat_models) and not roles <= set(chat_models or {}):
+        await runtime.astart_local(configuration)
+    return configuration, runtime
+
+
 async def arun_phase1(
     domain: str,
     n: int,
@@ -82,17 +104,8 @@ async def arun_phase1(
     if n < 0:
         raise ValueError(f"n must be >= 0, not {n}")
     get_domain(domain)  # a bad domain fails here, with its own message, before any thread starts
-    if configuration is not None and model:
-        raise ValueError("give either model or configuration, not both (set the model in the configuration)")
-    if configuration is None:
-        configuration = Configuration.load(overrides={"model": model} if model else None)
     phase1 = Phase1Settings.model_validate(dict(settings or {})) if not isinstance(settings, Phase1Settings) else settings
-    if run_dir is not None and configuration.cache.path is None:
-        configuration = configuration.model_copy(update={"run_dir": Path(run_dir)})
-    runtime = LLMRuntime.from_configuration(configuration)
-    await runtime.aopen()
-    if not chat_models or set(chat_models) < {"generator", "reviewers", "feedback"}:
-        await runtime.astart_local(configuration)
+    configuration, runtime = await _open_runtime(configuration, model, run_dir, chat_models, {"generator", "reviewers", "feedback"})
     index = DedupIndex(threshold=phase1.dedup_threshold)
     config = {
         "configurable": {
@@ -167,3 +180,104 @@ def run_phase1(domain: str, n: int, **kwargs: Any) -> Phase1Result:
         id_prefix: blueprint ids are ``<id_prefix>-<seed>`` (default: the domain name).
     """
     return asyncio.run(arun_phase1(domain, n, **kwargs))
+
+
+# ---------------------------------------------------------------------------------------------
+# Phase 2
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Phase2Result:
+    """Verified conversations, and every failed one with its reasons."""
+
+    trajectories: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    llm: dict[str, Any] | None = None
+
+    def summary(self) -> dict[str, Any]:
+        attempted = len(self.trajectories) + len(self.failed)
+        kept = self.trajectories
+        return {
+            "accepted": len(kept),
+            "failed_conversations": len(self.failed),
+            "errors": len(self.errors),
+            "success_rate": len(kept) / attempted if attempted else None,
+            "failed_by_stop": dict(Counter(t["stop"] for t in self.failed)),
+            "mean_turns": sum(t["turns"] for t in kept) / len(kept) if kept else None,
+            "mean_tool_calls": sum(t["tool_calls"] for t in kept) / len(kept) if kept else None,
+            "mean_user_turns": sum(t["user_turns"] for t in kept) / len(kept) if kept else None,
+        }
+
+
+async def arun_phase2(
+    blueprints: Sequence[Mapping[str, Any]],
+    *,
+    concurrency: int = 8,
+    run_dir: str | Path | None = None,
+    model: str | None = None,
+    configuration: Configuration | None = None,
+    settings: Mapping[str, Any] | None = None,
+    chat_models: Mapping[str, Any] | Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+) -> Phase2Result:
+    """Async :func:`run_phase2`."""
+    from apigen_mt.graphs.phase2 import build_phase2_graph
+    from apigen_mt.graphs.settings import Phase2Settings
+
+    items = []
+    for blueprint in blueprints:
+        data = blueprint.to_json() if hasattr(blueprint, "to_json") else dict(blueprint)
+        missing = [k for k in ("id", "domain", "instruction", "actions") if k not in data]
+        if missing:
+            raise ValueError(f"blueprint {data.get('id', '?')!r} lacks {', '.join(missing)}: give validated blueprints")
+        get_domain(data["domain"])
+        items.append((f"phase2:{data['id']}", {"blueprint": data}))
+    if len({thread for thread, _ in items}) != len(items):
+        raise ValueError("blueprint ids must be unique")
+    phase2 = Phase2Settings.model_validate(dict(settings or {})) if not isinstance(settings, Phase2Settings) else settings
+    roles = {"user", "assistant"} | ({"user_critic"} if phase2.best_of_n > 1 else set())
+    configuration, runtime = await _open_runtime(configuration, model, run_dir, chat_models, roles)
+    base = {"apigen_mt": configuration, "llm_runtime": runtime, "phase2": phase2}
+
+    def config_for(thread_id: str, request: Mapping[str, Any]) -> dict[str, Any]:
+        models = chat_models(request["blueprint"]) if callable(chat_models) else chat_models
+        return {"configurable": {**base, "chat_models": dict(models or {})}, "recursion_limit": 1000}
+
+    result = Phase2Result()
+    try:
+        async with open_checkpointer(run_dir) as saver:
+            compiled = build_phase2_graph().compile(checkpointer=saver)
+            outcomes = await run_threads(compiled, items, config_for, concurrency=concurrency)
+    finally:
+        result.llm = runtime.report()
+        runtime.close()
+    for outcome in outcomes:
+        blueprint_id = outcome.thread_id.split(":", 1)[1]
+        if not outcome.ok or outcome.values.get("status") not in ("accepted", "rejected"):
+            result.errors[blueprint_id] = outcome.error or f"unfinished (status {(outcome.values or {}).get('status')!r})"
+            continue
+        for trajectory in outcome.values.get("trajectories") or []:
+            if trajectory["reward"] == 1.0 and not trajectory.get("duplicate"):
+                result.trajectories.append(trajectory)
+            elif trajectory["reward"] != 1.0:
+                result.failed.append(trajectory)
+    return result
+
+
+def run_phase2(blueprints: Sequence[Mapping[str, Any]], **kwargs: Any) -> Phase2Result:
+    """Simulate and verify conversations for validated blueprints.
+
+    Args:
+        blueprints: blueprints in JSON form (``id``, ``domain``, ``instruction``, ``actions``,
+            ``outputs``), e.g. ``run_phase1(...).blueprints`` or lines of a blueprints file.
+        concurrency, run_dir, model, configuration: as in :func:`run_phase1`.
+        settings: :class:`~apigen_mt.graphs.settings.Phase2Settings` fields (max_attempts,
+            best_of_n, max_turns, ...).
+        chat_models: ready chat models per role (``user``, ``user_critic``, ``assistant``),
+            or a function of the blueprint returning them.
+
+    Returns the verified, unique conversations (OpenAI message form, tools, reward) and
+    every failed one with its reasons (stop cause, state differences, missing outputs).
+    """
+    return asyncio.run(arun_phase2(blueprints, **kwargs))

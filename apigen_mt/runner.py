@@ -91,7 +91,7 @@ async def _run_one(compiled: Any, thread_id: str, request: Any, config: Runnable
 async def run_threads(
     compiled: Any,
     items: Iterable[tuple[str, Any]],
-    config: RunnableConfig | Mapping[str, Any] | None = None,
+    config: RunnableConfig | Mapping[str, Any] | Callable[[str, Any], Mapping[str, Any]] | None = None,
     *,
     concurrency: int = 8,
     on_done: Callable[[ThreadOutcome], Awaitable[None] | None] | None = None,
@@ -101,7 +101,8 @@ async def run_threads(
     An exception in a thread becomes that thread's ``error`` and the others go on; once
     the LLM budget is spent, threads not yet started are not started (their outcome says
     so) and can be resumed later with a larger budget. ``on_done`` sees each outcome as
-    it ends (sync or async), e.g. to write it to the run store.
+    it ends (sync or async), e.g. to write it to the run store. ``config`` may be a
+    function ``(thread_id, input) -> config`` when items need their own (e.g. models).
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, not {concurrency}")
@@ -113,7 +114,8 @@ async def run_threads(
             if stop:
                 return ThreadOutcome(thread_id, None, f"not started: {stop[0]}")
             try:
-                outcome = await _run_one(compiled, thread_id, request, config)
+                item_config = config(thread_id, request) if callable(config) else config
+                outcome = await _run_one(compiled, thread_id, request, item_config)
             except BudgetExceeded as exc:
                 stop.append(str(exc))
                 outcome = ThreadOutcome(thread_id, None, f"budget: {exc}")

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from apigen_mt.configuration import Configuration, ConfigurationError
 
-__all__ = ["COMPACT_SAMPLER", "DEFAULT_ROUNDS", "Phase1Settings", "METRICS"]
+__all__ = ["COMPACT_SAMPLER", "DEFAULT_ROUNDS", "METRICS", "Phase1Settings", "Phase2Settings"]
 
 METRICS = ("correctness", "completeness", "satisfaction", "creativity")
 
@@ -61,22 +61,7 @@ class Phase1Settings(BaseModel):
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None) -> Phase1Settings:
-        configurable = dict((config or {}).get("configurable") or {})
-        base = configurable.get("phase1")
-        if isinstance(base, Phase1Settings):
-            values = base.model_dump()
-        elif isinstance(base, Mapping):
-            values = dict(base)
-        elif base is None:
-            values = {}
-        else:
-            raise ConfigurationError(f"configurable['phase1'] must be a mapping, not {type(base).__name__}")
-        values.update({k: v for k, v in configurable.items() if k in cls.model_fields and v is not None})
-        try:
-            return cls.model_validate(values)
-        except ValidationError as error:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-            raise ConfigurationError(f"phase-1 settings: {problems}") from None
+        return _settings_from_config(cls, config, "phase1")
 
     def rounds_for(self, domain: str) -> int:
         return self.max_rounds if self.max_rounds is not None else DEFAULT_ROUNDS.get(domain, 3)
@@ -93,6 +78,45 @@ class Phase1Settings(BaseModel):
 
     def committee_for(self, configured: int) -> int:
         return self.committee_size if self.committee_size is not None else max(1, configured)
+
+
+class Phase2Settings(BaseModel):
+    """How Phase 2 simulates and verifies conversations."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_attempts: int = Field(3, ge=1, le=20, description="conversations tried per blueprint")
+    stop_on_success: bool = Field(True, description="stop after the first verified conversation")
+    best_of_n: int = Field(4, ge=1, le=16, description="user-message candidates per turn (1: no critic)")
+    max_turns: int = Field(30, ge=2, le=200, description="user messages + assistant replies to the user")
+    max_tool_steps: int = Field(30, ge=1, le=200, description="tool rounds between two user messages")
+    loop_window: int = Field(3, ge=2, le=10, description="identical consecutive messages or calls that end a loop")
+    assistant_mode: Literal["auto", "native", "json_schema"] = "auto"
+    prompts_dir: str | None = Field(None, description="a folder of prompt overrides")
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | None) -> Phase2Settings:
+        return _settings_from_config(cls, config, "phase2")
+
+
+def _settings_from_config(cls: type[BaseModel], config: Mapping[str, Any] | None, key: str) -> Any:
+    """``configurable[key]`` (a mapping or an instance), flat keys of the same names on top."""
+    configurable = dict((config or {}).get("configurable") or {})
+    base = configurable.get(key)
+    if isinstance(base, cls):
+        values = base.model_dump()
+    elif isinstance(base, Mapping):
+        values = dict(base)
+    elif base is None:
+        values = {}
+    else:
+        raise ConfigurationError(f"configurable[{key!r}] must be a mapping, not {type(base).__name__}")
+    values.update({k: v for k, v in configurable.items() if k in cls.model_fields and v is not None})
+    try:
+        return cls.model_validate(values)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise ConfigurationError(f"{key} settings: {problems}") from None
 
 
 def generator_is_compact(config: Mapping[str, Any] | None) -> bool:

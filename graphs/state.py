@@ -13,7 +13,10 @@ import operator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypedDict
 
-__all__ = ["BlueprintState", "Phase1State", "RecombineState", "ReviewTask"]
+from langchain_core.messages import AnyMessage
+from langgraph.graph.message import add_messages
+
+__all__ = ["BlueprintState", "Phase1State", "Phase2State", "RecombineState", "ReviewTask"]
 
 
 @dataclass(kw_only=True)
@@ -95,3 +98,37 @@ class ReviewTask(TypedDict):
     diff: str
     blueprint_id: str
     phase: str
+
+
+@dataclass(kw_only=True)
+class Phase2State:
+    """One blueprint's conversations: the current one in ``messages``, finished ones in
+    ``trajectories``. The environment is not state: it is rebuilt by replaying ``calls``
+    on a fresh fork (milliseconds, copy-on-write), so a resumed thread continues exactly."""
+
+    blueprint: dict[str, Any]
+    """The validated blueprint (JSON form: id, domain, instruction, actions, outputs)."""
+
+    attempt: int = 0
+    """The current conversation (1-based once started)."""
+
+    messages: Annotated[list[AnyMessage], add_messages] = field(default_factory=list)
+    """The current conversation from the assistant's side (user, assistant, tool messages)."""
+
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    """Tool calls of the current conversation: ``{name, arguments, ok, error}``."""
+
+    user_turns: list[dict[str, Any]] = field(default_factory=list)
+    """How each user message was chosen (candidates, critic scores)."""
+
+    tool_steps: int = 0
+    """Tool rounds since the assistant last spoke to the user."""
+
+    stop: str | None = None
+    """Why the current conversation ended: user_stop, max_turns, loop, user_error, assistant_error, max_tool_steps."""
+
+    trajectories: Annotated[list[dict[str, Any]], operator.add] = field(default_factory=list)
+    """Every finished conversation with its reward and reasons (successes and failures)."""
+
+    status: str = "running"
+    """``running``, then ``accepted`` (a verified conversation) or ``rejected``."""

@@ -1,0 +1,83 @@
+"""The programmatic Phase-2 API: tau2 train tasks with oracles, and SIGKILL + resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from apigen_mt.api import run_phase2
+from apigen_mt.domains.tau2bench.tasks import tau2_blueprints
+
+from phase2_oracle import oracle_phase2_models
+from test_phase2_graph import BP
+
+HERE = Path(__file__).parent
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("domain", ["retail", "airline"])
+def test_every_tau2_train_task_with_oracle_user_and_assistant_is_accepted(domain):
+    blueprints = [bp.to_json() for bp in tau2_blueprints(domain, "train")]
+    assert len(blueprints) > 20
+    result = run_phase2(blueprints, chat_models=oracle_phase2_models, settings={"best_of_n": 1}, concurrency=8)
+    assert result.errors == {} and result.failed == []
+    assert sorted(t["blueprint_id"] for t in result.trajectories) == sorted(bp["id"] for bp in blueprints)
+    for trajectory, blueprint in zip(sorted(result.trajectories, key=lambda t: t["blueprint_id"]), sorted(blueprints, key=lambda b: b["id"])):
+        assert trajectory["tool_calls"] == len(blueprint["actions"])
+
+
+def test_run_phase2_rejects_input_that_is_not_a_blueprint():
+    with pytest.raises(ValueError, match="lacks"):
+        run_phase2([{"id": "x", "domain": "retail"}], chat_models=oracle_phase2_models)
+    with pytest.raises(ValueError, match="unique"):
+        run_phase2([BP, BP], chat_models=oracle_phase2_models)
+
+
+def test_failed_conversations_are_kept_with_their_reasons():
+    result = run_phase2([BP], chat_models=lambda bp: oracle_phase2_models(bp, say_outputs=False), settings={"best_of_n": 1, "max_attempts": 2})
+    assert result.trajectories == [] and len(result.failed) == 2
+    assert all("output not said" in t["reasons"][0] for t in result.failed)
+    assert result.summary()["success_rate"] == 0.0
+
+
+def _child(run_dir, log, hang):
+    return subprocess.Popen(
+        [sys.executable, str(HERE / "phase2_resume_child.py"), str(run_dir), str(log), "1" if hang else "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def test_sigkill_mid_conversation_then_resume_continues_at_the_right_turn(tmp_path):
+    run_dir, log = tmp_path / "run", tmp_path / "calls.log"
+    child = _child(run_dir, log, hang=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if log.exists() and "assistant 1" in log.read_text().splitlines():
+            break
+        assert child.poll() is None, child.stderr.read()
+        time.sleep(0.1)
+    else:
+        child.kill()
+        pytest.fail("the conversation never reached the second tool call")
+    time.sleep(1.0)  # the finished steps' checkpoints are written while the assistant waits
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    before = log.read_text().splitlines()
+    assert before == ["user 2", "assistant 0", "assistant 1"]  # user: its prompt + the greeting
+
+    resumed = _child(run_dir, log, hang=False)
+    out, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["accepted"] == 1 and result["errors"] == {}
+    after = log.read_text().splitlines()[len(before):]
+    # the interrupted call is made again; nothing finished before the kill is repeated
+    assert after[0] == "assistant 1" and "user 2" not in after and "assistant 0" not in after
+    assert result["trajectory"]["tool_calls"] == 2 and result["trajectory"]["reward"] == 1.0
