@@ -16,7 +16,7 @@ from typing import Annotated, Any, TypedDict
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
 
-__all__ = ["BlueprintState", "Phase1State", "Phase2State", "RecombineState", "ReviewTask"]
+__all__ = ["BlueprintState", "Phase1State", "Phase2State", "PipelineState", "RecombineState", "ReviewTask"]
 
 
 @dataclass(kw_only=True)
@@ -132,3 +132,19 @@ class Phase2State:
 
     status: str = "running"
     """``running``, then ``accepted`` (a verified conversation) or ``rejected``."""
+
+
+@dataclass(kw_only=True)
+class PipelineState:
+    """One blueprint request through both phases (the keys the two subgraphs share with it)."""
+
+    domain: str
+    blueprint_id: str
+    seed: int = 0
+    mode: str | None = None
+    status: str = "running"
+    """Phase 1's verdict, then Phase 2's (``accepted`` means a verified conversation)."""
+    blueprint: dict[str, Any] | None = None
+    rejection: dict[str, Any] | None = None
+    attempts: Annotated[list[dict[str, Any]], operator.add] = field(default_factory=list)
+    trajectories: Annotated[list[dict[str, Any]], operator.add] = field(default_factory=list)

@@ -489,3 +489,11 @@ def test_get_chat_model_from_the_runnable_config(stub):
     assert judges[1].invoke("x", run_config(phase="phase1")).content == "ok"
     assert stub.chat_requests[0].body["model"] == "b"
     assert rt.recorder.records[0].role == "reviewer[1]"
+
+
+def test_models_work_across_event_loops_in_one_process(stub):
+    """run_phase1 then run_phase2 (two asyncio.run calls) must not share a dead loop's connections."""
+    stub.add_replies("one", "two")
+    for expected in ("one", "two"):
+        model = make_chat_model(spec(stub), "assistant", runtime=runtime())
+        assert asyncio.run(model.ainvoke("hi")).content == expected

@@ -753,12 +753,15 @@ def _proxy_env() -> bool:
 
 
 def _http_clients(url: str) -> dict[str, Any]:
-    """A loopback server must never be reached through an HTTP(S)_PROXY from the environment."""
-    if not (_is_loopback(url) and _proxy_env()):
-        return {}
+    """HTTP clients of one model: a loopback server is never reached through an
+    HTTP(S)_PROXY from the environment, and every model gets its own clients. (The
+    OpenAI client otherwise shares one process-wide async pool whose keep-alive
+    connections belong to the first event loop: a second ``asyncio.run`` in the same
+    process then fails with "Event loop is closed".)"""
     import httpx
 
-    return {"http_client": httpx.Client(trust_env=False), "http_async_client": httpx.AsyncClient(trust_env=False)}
+    trust_env = not (_is_loopback(url) and _proxy_env())
+    return {"http_client": httpx.Client(trust_env=trust_env), "http_async_client": httpx.AsyncClient(trust_env=trust_env)}
 
 
 def _ollama_root() -> str:
