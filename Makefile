@@ -48,6 +48,7 @@ test-fast: setup
 bench: setup
 	cd benchmarks && ../$(BIN)/python verify_speed.py
 	cd benchmarks && ../$(BIN)/python fork_memory.py
+	cd benchmarks && ../$(BIN)/python phase1_throughput.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache runs
