@@ -10,6 +10,9 @@ checkpoints) is overhead.
 
     python benchmarks/phase1_throughput.py [--n 200] [--concurrency 32] [--latency 0.2] [--memory]
 
+For scale it also times a graph of the same shape whose nodes do nothing but wait for the
+same latency (``langgraph_floor_ratio``): what LangGraph's own scheduling costs here.
+
 Last line: ``phase1_overhead_ratio=<x>`` (measured / ideal; 1.0 is no overhead).
 """
 
@@ -43,6 +46,63 @@ def sequential_steps(attempts: list[dict]) -> int:
     return steps
 
 
+def langgraph_floor(n: int, concurrency: int, latency: float) -> float:
+    """Wall / ideal for Phase 1's shape (prepare, propose, 4 checks, K=3 reviews in parallel,
+    aggregate, accept) with no-op nodes and the same model latency, no checkpointer."""
+    import asyncio
+    import operator
+    from dataclasses import dataclass, field
+    from typing import Annotated
+
+    from langgraph.graph import END, START, StateGraph
+    from langgraph.types import Send
+
+    @dataclass(kw_only=True)
+    class Shape:
+        step: int = 0
+        reviews: Annotated[list, operator.add] = field(default_factory=list)
+
+    async def model_step(state: Shape) -> dict:
+        await asyncio.sleep(latency)
+        return {"step": state.step + 1}
+
+    async def review(_: dict) -> dict:
+        await asyncio.sleep(latency)
+        return {"reviews": [1]}
+
+    def noop(state: Shape) -> dict:
+        return {"step": state.step + 1}
+
+    builder = StateGraph(Shape)
+    chain = ["prepare", "propose", "format_check", "execution_check", "policy_check", "dedup_check"]
+    for name in chain:
+        builder.add_node(name, model_step if name == "propose" else noop)
+    builder.add_node("review", review)
+    builder.add_node("aggregate", noop)
+    builder.add_node("accept", noop)
+    builder.add_edge(START, chain[0])
+    for a, b in zip(chain, chain[1:]):
+        builder.add_edge(a, b)
+    builder.add_conditional_edges(chain[-1], lambda s: [Send("review", {}) for _ in range(3)], ["review"])
+    builder.add_edge("review", "aggregate")
+    builder.add_edge("aggregate", "accept")
+    builder.add_edge("accept", END)
+    graph = builder.compile()
+
+    async def run() -> float:
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one() -> None:
+            async with gate:
+                await graph.ainvoke(Shape())
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(n)))
+        return time.perf_counter() - started
+
+    return asyncio.run(run()) / (n * 2 * latency / concurrency)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=200)
@@ -71,6 +131,8 @@ def main() -> None:
     print(f"accepted={summary['accepted']} rejected={summary['rejected']} errors={summary['errors']} "
           f"model_steps={sum(steps)} (min {min(steps, default=0)}, max {max(steps, default=0)})")
     print(f"wall={wall:.2f}s ideal={ideal:.2f}s per_blueprint={wall / max(1, args.n) * 1000:.1f}ms")
+    print(f"langgraph_floor_ratio={langgraph_floor(args.n, args.concurrency, args.latency):.3f} "
+          "(the same graph shape with no-op nodes)")
     print(f"phase1_overhead_ratio={wall / ideal if ideal else math.nan:.3f}")
 
 

@@ -83,7 +83,7 @@ async def propose(state: Phase1State, config: RunnableConfig) -> dict[str, Any]:
     domain = get_domain(state.domain)
     round_ = state.round + 1
     model = role_model(config, "generator")
-    trace = v._trace_config(config, {"blueprint_id": state.blueprint_id, "round": round_}, "phase1", "generator")
+    trace = v.trace_config(config, {"blueprint_id": state.blueprint_id, "round": round_}, "phase1", "generator")
     extra = {"user_id": state.context.get("user_id")} if state.context.get("user_id") else {}
     if state.proposer == "grounded":
         walk = state.walk

@@ -40,7 +40,7 @@ async def recombine(state: RecombineState, config: RunnableConfig) -> dict[str, 
     settings = Phase1Settings.from_config(config)
     domain = get_domain(state.domain)
     round_ = state.round + 1
-    trace = v._trace_config(config, {"blueprint_id": state.blueprint_id, "round": round_}, "recombine", "recombiner")
+    trace = v.trace_config(config, {"blueprint_id": state.blueprint_id, "round": round_}, "recombine", "recombiner")
     result = await arecombine_instructions(
         role_model(config, "recombiner"), domain, state.sources, state.feedback,
         prompts_dir=settings.prompts_dir, config=trace,

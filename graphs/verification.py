@@ -47,6 +47,7 @@ __all__ = [
     "route_after_aggregate",
     "route_after_check",
     "route_to_committee",
+    "trace_config",
 ]
 
 MAX_REASONS = 20
@@ -56,7 +57,7 @@ def _check(stage: str, reasons: list[str], diff: str | None = None) -> dict[str,
     return {"stage": stage, "passed": not reasons, "reasons": reasons[:MAX_REASONS], "diff": diff}
 
 
-def _trace_config(config: RunnableConfig, state: BlueprintState | Mapping[str, Any], phase: str, role: str) -> RunnableConfig:
+def trace_config(config: RunnableConfig, state: BlueprintState | Mapping[str, Any], phase: str, role: str) -> RunnableConfig:
     get = state.get if isinstance(state, Mapping) else lambda k: getattr(state, k, None)
     return run_config(base=config, blueprint_id=get("blueprint_id"), phase=phase, role=role, attempt=get("round"))
 
@@ -151,7 +152,7 @@ async def review(task: ReviewTask, config: RunnableConfig) -> dict[str, Any]:
         task["proposal"],
         task["diff"],
         prompts_dir=settings.prompts_dir,
-        config=_trace_config(config, task, task["phase"], f"reviewer.{task['judge']}"),
+        config=trace_config(config, task, task["phase"], f"reviewer.{task['judge']}"),
     )
     entry: dict[str, Any] = {"round": task["round"], "judge": task["judge"]}
     if result.ok:
@@ -252,7 +253,7 @@ async def feedback(state: BlueprintState, config: RunnableConfig) -> dict[str, A
         checks=None if check.get("stage") == "committee" else check,
         reviews=this_round if check.get("stage") == "committee" else (),
         prompts_dir=settings.prompts_dir,
-        config=_trace_config(config, state, phase_of(state), "feedback"),
+        config=trace_config(config, state, phase_of(state), "feedback"),
     )
     text = result.value.render() if result.ok else _fallback_feedback(state)
     if result.ok and check.get("reasons"):  # the exact reasons stay visible whatever the plan says

@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
 from apigen_mt.api import run_phase1
 from apigen_mt.testing import ScriptedChatModel
 
+from kill_and_resume import finish, kill_when_logged, start_child
 from phase1_oracle import YES, oracle_models, retail_blueprint_for
-
-HERE = Path(__file__).parent
 
 
 def calls(models):
@@ -68,37 +61,13 @@ def test_a_bad_domain_fails_before_any_work():
         run_phase1("no_such_domain", 2, chat_models=oracle_models())
 
 
-def _child(run_dir, log, slow):
-    return subprocess.Popen(
-        [sys.executable, str(HERE / "phase1_resume_child.py"), str(run_dir), str(log), "1" if slow else "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-
-
 def test_sigkill_while_reviewers_run_then_resume_reruns_only_the_unfinished_judge(tmp_path):
     run_dir, log = tmp_path / "run", tmp_path / "calls.log"
-    child = _child(run_dir, log, slow=True)
-    deadline = time.time() + 120
-    wanted = {"end judge0", "end judge1", "start judge2"}
-    while time.time() < deadline:
-        lines = set(log.read_text().splitlines()) if log.exists() else set()
-        if wanted <= lines:
-            break
-        assert child.poll() is None, child.stderr.read()
-        time.sleep(0.1)
-    else:
-        child.kill()
-        pytest.fail("the judges never ran")
-    time.sleep(1.0)  # let the finished judges' writes reach the checkpoint
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait()
-    first = log.read_text().splitlines()
+    child = start_child("phase1_resume_child.py", run_dir, log, hang=True)
+    first = kill_when_logged(child, log, {"end judge0", "end judge1", "start judge2"})
     assert first.count("start generator") == 1 and "end judge2" not in first
 
-    resumed = _child(run_dir, log, slow=False)
-    out, err = resumed.communicate(timeout=120)
-    assert resumed.returncode == 0, err
-    result = json.loads(out.strip().splitlines()[-1])
+    result = json.loads(finish(start_child("phase1_resume_child.py", run_dir, log, hang=False)))
     assert result["ok"] and result["resumed"] and result["status"] == "accepted"
     lines = log.read_text().splitlines()[len(first):]
     # only the unfinished judge ran again: no new generator or finished-judge calls

@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
 from apigen_mt.api import run_phase2
 from apigen_mt.domains.tau2bench.tasks import tau2_blueprints
 
+from kill_and_resume import finish, kill_when_logged, start_child
 from phase2_oracle import oracle_phase2_models
 from test_phase2_graph import BP
-
-HERE = Path(__file__).parent
 
 
 @pytest.mark.integration
@@ -47,35 +40,13 @@ def test_failed_conversations_are_kept_with_their_reasons():
     assert result.summary()["success_rate"] == 0.0
 
 
-def _child(run_dir, log, hang):
-    return subprocess.Popen(
-        [sys.executable, str(HERE / "phase2_resume_child.py"), str(run_dir), str(log), "1" if hang else "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-
-
 def test_sigkill_mid_conversation_then_resume_continues_at_the_right_turn(tmp_path):
     run_dir, log = tmp_path / "run", tmp_path / "calls.log"
-    child = _child(run_dir, log, hang=True)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if log.exists() and "assistant 1" in log.read_text().splitlines():
-            break
-        assert child.poll() is None, child.stderr.read()
-        time.sleep(0.1)
-    else:
-        child.kill()
-        pytest.fail("the conversation never reached the second tool call")
-    time.sleep(1.0)  # the finished steps' checkpoints are written while the assistant waits
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait()
-    before = log.read_text().splitlines()
+    child = start_child("phase2_resume_child.py", run_dir, log, hang=True)
+    before = kill_when_logged(child, log, {"assistant 1"})
     assert before == ["user 2", "assistant 0", "assistant 1"]  # user: its prompt + the greeting
 
-    resumed = _child(run_dir, log, hang=False)
-    out, err = resumed.communicate(timeout=120)
-    assert resumed.returncode == 0, err
-    result = json.loads(out.strip().splitlines()[-1])
+    result = json.loads(finish(start_child("phase2_resume_child.py", run_dir, log, hang=False)))
     assert result["accepted"] == 1 and result["errors"] == {}
     after = log.read_text().splitlines()[len(before):]
     # the interrupted call is made again; nothing finished before the kill is repeated
