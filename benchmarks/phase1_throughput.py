@@ -19,11 +19,18 @@ Last line: ``phase1_overhead_ratio=<x>`` (measured / ideal; 1.0 is no overhead).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import math
+import operator
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Send
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
@@ -49,14 +56,6 @@ def sequential_steps(attempts: list[dict]) -> int:
 def langgraph_floor(n: int, concurrency: int, latency: float) -> float:
     """Wall / ideal for Phase 1's shape (prepare, propose, 4 checks, K=3 reviews in parallel,
     aggregate, accept) with no-op nodes and the same model latency, no checkpointer."""
-    import asyncio
-    import operator
-    from dataclasses import dataclass, field
-    from typing import Annotated
-
-    from langgraph.graph import END, START, StateGraph
-    from langgraph.types import Send
-
     @dataclass(kw_only=True)
     class Shape:
         step: int = 0
