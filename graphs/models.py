@@ -9,13 +9,14 @@ hand). Committee members beyond the given list reuse it in turn.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from apigen_mt.configuration import Configuration
 from apigen_mt.llm.factory import get_chat_model
 
-__all__ = ["configured_reviewers", "role_model"]
+__all__ = ["arole_model", "configured_reviewers", "role_model"]
 
 
 def _given(config: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -39,6 +40,15 @@ def role_model(config: Mapping[str, Any] | None, role: str, index: int = 0) -> A
         configured = len(Configuration.from_runnable_config(config).models.reviewers)
         return get_chat_model(config, role, index % max(1, configured))
     return get_chat_model(config, role)
+
+
+async def arole_model(config: Mapping[str, Any] | None, role: str, index: int = 0) -> Any:
+    """:func:`role_model` for async nodes: resolving a configured model may read the
+    configuration file and open the response cache, which must not block the event loop
+    (``langgraph dev`` fails a run that does)."""
+    if role in _given(config):
+        return role_model(config, role, index)
+    return await asyncio.to_thread(role_model, config, role, index)
 
 
 def configured_reviewers(config: Mapping[str, Any] | None) -> int:

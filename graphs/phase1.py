@@ -32,7 +32,7 @@ from apigen_mt.tools.grounded_walk import grounded_walk
 from apigen_mt.tools.samplers.context import sample_context
 
 from . import verification as v
-from .models import role_model
+from .models import arole_model
 from .settings import Phase1Settings, generator_is_compact
 from .state import Phase1State
 
@@ -82,7 +82,7 @@ async def propose(state: Phase1State, config: RunnableConfig) -> dict[str, Any]:
     settings = Phase1Settings.from_config(config)
     domain = get_domain(state.domain)
     round_ = state.round + 1
-    model = role_model(config, "generator")
+    model = await arole_model(config, "generator")
     trace = v.trace_config(config, {"blueprint_id": state.blueprint_id, "round": round_}, "phase1", "generator")
     extra = {"user_id": state.context.get("user_id")} if state.context.get("user_id") else {}
     if state.proposer == "grounded":

@@ -37,7 +37,7 @@ from apigen_mt.tools.executor import run_call
 from apigen_mt.tools.state_diff import canonical_json
 from apigen_mt.tools.verifier import verify
 
-from .models import role_model
+from .models import arole_model
 from .settings import Phase2Settings
 from .state import Phase2State
 
@@ -97,8 +97,8 @@ async def user_turn(state: Phase2State, config: RunnableConfig) -> dict[str, Any
     settings = Phase2Settings.from_config(config)
     n = settings.best_of_n
     turn = await anext_user_message(
-        role_model(config, "user"),
-        role_model(config, "user_critic") if n > 1 else None,
+        await arole_model(config, "user"),
+        await arole_model(config, "user_critic") if n > 1 else None,
         state.blueprint["instruction"],
         state.messages,
         n,
@@ -122,7 +122,7 @@ async def assistant_turn(state: Phase2State, config: RunnableConfig) -> dict[str
     settings = Phase2Settings.from_config(config)
     domain = get_domain(state.blueprint["domain"])
     reply = await aassistant_step(
-        role_model(config, "assistant"),
+        await arole_model(config, "assistant"),
         domain,
         state.messages,
         mode=settings.assistant_mode,

@@ -23,7 +23,7 @@ from apigen_mt.domains.registry import get_domain
 from apigen_mt.tools.user_groups import user_of
 
 from . import verification as v
-from .models import role_model
+from .models import arole_model
 from .settings import Phase1Settings
 from .state import RecombineState
 
@@ -42,7 +42,7 @@ async def recombine(state: RecombineState, config: RunnableConfig) -> dict[str, 
     round_ = state.round + 1
     trace = v.trace_config(config, {"blueprint_id": state.blueprint_id, "round": round_}, "recombine", "recombiner")
     result = await arecombine_instructions(
-        role_model(config, "recombiner"), domain, state.sources, state.feedback,
+        await arole_model(config, "recombiner"), domain, state.sources, state.feedback,
         prompts_dir=settings.prompts_dir, config=trace,
     )
     if not result.ok:

@@ -29,7 +29,7 @@ from apigen_mt.tools.checks.format import format_errors
 from apigen_mt.tools.checks.policy import policy_violations
 from apigen_mt.tools.state_diff import StateDiff
 
-from .models import configured_reviewers, role_model
+from .models import arole_model, configured_reviewers
 from .settings import Phase1Settings
 from .state import BlueprintState, ReviewTask
 
@@ -145,7 +145,7 @@ def route_to_committee(state: BlueprintState, config: RunnableConfig) -> list[Se
 async def review(task: ReviewTask, config: RunnableConfig) -> dict[str, Any]:
     """One judge's scores; an invalid review is kept as an abstention with its error."""
     settings = Phase1Settings.from_config(config)
-    model = role_model(config, "reviewers", task["judge"])
+    model = await arole_model(config, "reviewers", task["judge"])
     result = await areview_blueprint(
         model,
         get_domain(task["domain"]),
@@ -248,7 +248,7 @@ async def feedback(state: BlueprintState, config: RunnableConfig) -> dict[str, A
     check = state.check or {}
     this_round = [e["review"] for e in state.reviews if e.get("round") == state.round and e.get("review")]
     result = await awrite_feedback(
-        role_model(config, "feedback"),
+        await arole_model(config, "feedback"),
         state.proposal,
         checks=None if check.get("stage") == "committee" else check,
         reviews=this_round if check.get("stage") == "committee" else (),

