@@ -38,6 +38,7 @@ quickstart: setup
 	$(BIN)/apigen-mt import-tau2 --domain retail --split train --out $(RUN_DIR)/retail_train.jsonl
 	$(BIN)/apigen-mt validate $(RUN_DIR)/retail_train.jsonl --domain retail --out $(RUN_DIR)/retail_train.validated.jsonl
 	@echo "Validated blueprints: $(RUN_DIR)/retail_train.validated.jsonl (one JSON line each: id, passed, stage, reasons, diff)"
+	$(BIN)/apigen-mt generate --domain library --blueprints 2 --mode mixed --best-of-n 2 --concurrency 2 --run-dir $(RUN_DIR)/generate
 
 test: setup
 	$(BIN)/python -m pytest -q

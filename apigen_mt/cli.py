@@ -93,6 +93,32 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=60.0, help="seconds each model may take to answer (default 60)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(handler=cmd_doctor)
+
+    p = sub.add_parser(
+        "generate",
+        help="run Phase 1 and/or Phase 2 into a run directory (resumable)",
+        description="Phase 1 makes verified blueprints, Phase 2 verified conversations. Everything "
+        "goes into --run-dir: checkpoints, the run store, blueprints.jsonl, dataset.openai.jsonl, "
+        "config.json. Interrupted? Run the same command again: finished steps are reused.",
+    )
+    add_config_arguments(p, run_dir=False)
+    p.add_argument("--domain", help="a built-in domain name or a module path (Phase 1)")
+    p.add_argument("--blueprints", type=int, default=10, metavar="N", help="blueprint requests (default 10)")
+    p.add_argument("--run-dir", type=Path, required=True, metavar="DIR", help="the run directory")
+    p.add_argument("--phase", choices=["1", "2", "all"], default="all")
+    p.add_argument("--mode", choices=["llm", "grounded", "mixed"], default="llm", help="how Phase 1 proposes actions")
+    p.add_argument("--concurrency", type=int, default=8, help="blueprints or conversations at once (default 8)")
+    p.add_argument("--seed", type=int, default=0, help="the first seed of the blueprint requests")
+    p.add_argument("--max-rounds", type=int, help="Phase-1 feedback rounds (default: 3 retail, 5 airline, else 3)")
+    p.add_argument("--best-of-n", type=int, default=4, help="user-message candidates per turn in Phase 2 (default 4)")
+    p.add_argument("--blueprints-file", type=Path, metavar="FILE", help="Phase 2 on these blueprints (JSONL)")
+    p.set_defaults(handler=cmd_generate)
+
+    p = sub.add_parser("export", help="write a run's verified conversations in a trainer's format")
+    p.add_argument("run_dir", type=Path, metavar="DIR")
+    p.add_argument("--format", choices=["openai", "sharegpt"], required=True)
+    p.add_argument("--out", type=Path, required=True, help="output .jsonl file")
+    p.set_defaults(handler=cmd_export)
     return parser
 
 
@@ -318,3 +344,97 @@ class _stdout:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+# -- generate / export -----------------------------------------------------------------------
+def _blueprints_from(path: Path) -> list[dict[str, Any]]:
+    from apigen_mt.tools.jsonl import read_jsonl
+
+    blueprints = []
+    for line, value, error in read_jsonl(path):
+        if error is not None:
+            raise ValueError(f"{path}:{line}: {error}")
+        blueprints.append(value)
+    return blueprints
+
+
+def _print_errors(errors: dict[str, str], most: int = 3) -> None:
+    for item, error in list(errors.items())[:most]:
+        print(f"  unfinished {item}: {error[:300]}", flush=True)
+    if len(errors) > most:
+        print(f"  ... and {len(errors) - most} more (the run store's errors table has them all)", flush=True)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from apigen_mt.api import run_phase1, run_phase2
+    from apigen_mt.configuration import ConfigurationError, config_from_args
+    from apigen_mt.export import to_openai, write_jsonl
+    from apigen_mt.store import RunStore, StoreError
+
+    if args.phase in ("1", "all") and not args.domain:
+        print("apigen-mt: error: --domain is required for Phase 1", file=sys.stderr)
+        return 2
+    if args.phase == "2" and args.blueprints_file is None and not (args.run_dir / "store.sqlite").exists():
+        print("apigen-mt: error: Phase 2 needs --blueprints-file or a run directory with Phase-1 results", file=sys.stderr)
+        return 2
+    try:
+        args.run_dir.mkdir(parents=True, exist_ok=True)
+        config = config_from_args(args).model_copy(update={"run_dir": args.run_dir})
+        store = RunStore(args.run_dir)
+    except (ConfigurationError, StoreError, OSError) as error:
+        print(f"apigen-mt: error: {error}", file=sys.stderr)
+        return 2
+    settings = {k: getattr(args, k) for k in ("domain", "blueprints", "phase", "mode", "concurrency", "seed", "max_rounds", "best_of_n")}
+    (args.run_dir / "config.json").write_text(json.dumps({"configuration": config.public_dict(), "generate": settings}, indent=2))
+    try:
+        if args.phase in ("1", "all"):
+            phase1 = {"max_rounds": args.max_rounds} if args.max_rounds else {}
+            print(f"phase 1: {args.blueprints} blueprint requests for {args.domain} ({args.mode}) ...", flush=True)
+            p1 = run_phase1(args.domain, args.blueprints, mode=args.mode, seed=args.seed, concurrency=args.concurrency,
+                            run_dir=args.run_dir, configuration=config, settings=phase1)
+            store.save_phase1(p1)
+            kept = write_jsonl(store.accepted_blueprints(), args.run_dir / "blueprints.jsonl")
+            summary = p1.summary()
+            print(f"phase 1: {kept} blueprints kept, {summary['rejected']} rejected "
+                  f"(by stage: {summary['rejected_by_stage']}), {summary['errors']} unfinished", flush=True)
+            _print_errors(p1.errors)
+        if args.phase in ("2", "all"):
+            blueprints = _blueprints_from(args.blueprints_file) if args.blueprints_file else store.accepted_blueprints()
+            print(f"phase 2: {len(blueprints)} blueprints ...", flush=True)
+            p2 = run_phase2(blueprints, concurrency=args.concurrency, run_dir=args.run_dir, configuration=config,
+                            settings={"best_of_n": args.best_of_n})
+            store.save_phase2(p2)
+            summary = p2.summary()
+            count = write_jsonl((to_openai(t) for t in store.trajectories()), args.run_dir / "dataset.openai.jsonl")
+            print(f"phase 2: {count} verified conversations, {summary['failed_conversations']} failed "
+                  f"(by stop: {summary['failed_by_stop']}), {summary['errors']} unfinished", flush=True)
+            _print_errors(p2.errors)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: run the same command again to resume; finished steps are kept in {args.run_dir}",
+              file=sys.stderr)
+        return 130
+    except (ValueError, ConfigurationError) as error:
+        print(f"apigen-mt: error: {error}", file=sys.stderr)
+        return 2
+    print(f"run directory: {args.run_dir}")
+    for name in ("blueprints.jsonl", "dataset.openai.jsonl", "store.sqlite"):
+        if (args.run_dir / name).exists():
+            print(f"  {args.run_dir / name}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from apigen_mt.export import FORMATS, write_jsonl
+    from apigen_mt.store import STORE_FILE, RunStore, StoreError
+
+    if not (args.run_dir / STORE_FILE).exists():
+        print(f"apigen-mt: error: {args.run_dir} has no {STORE_FILE}: run `apigen-mt generate` first", file=sys.stderr)
+        return 2
+    try:
+        store = RunStore(args.run_dir)
+        count = write_jsonl((FORMATS[args.format](t) for t in store.trajectories()), args.out)
+    except StoreError as error:
+        print(f"apigen-mt: error: {error}", file=sys.stderr)
+        return 2
+    print(f"{count} conversations written to {args.out} ({args.format})")
+    return 0

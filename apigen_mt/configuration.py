@@ -865,8 +865,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, run_dir: bool = Tru
     group.add_argument("--config", type=Path, metavar="FILE", help="TOML config file (default: $APIGEN_MT_CONFIG or ./apigen-mt.toml)")
     group.add_argument(
         "--model", action="append", default=[], metavar="ROLE=MODEL",
-        help="a role's model, e.g. generator=openai:gpt-4o, reviewers=local,openai:gpt-4o-mini, all=local "
-        "(repeatable)",
+        help="a role's model, e.g. generator=openai:gpt-4o, reviewers=local,openai:gpt-4o-mini, or a bare "
+        "MODEL for every role (repeatable)",
     )
     group.add_argument(
         "--base-url", action="append", default=[], metavar="ROLE=URL",
@@ -901,7 +901,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     for key, value in _pairs(getattr(args, "config_set", None) or [], "--set"):
         flat[key] = value
     for flag, field in (("model", "model"), ("base_url", "base_url")):
-        for role, value in _pairs(getattr(args, flag, None) or [], f"--{flag.replace('_', '-')}"):
+        values = [v if "=" in v else f"all={v}" for v in getattr(args, flag, None) or []]  # a bare value: every role
+        for role, value in _pairs(values, f"--{flag.replace('_', '-')}"):
             role = "reviewers" if role == "reviewer" else role
             if role != "all" and role not in ROLES:
                 raise ConfigurationError(f"--{flag.replace('_', '-')}: unknown role {role!r}; roles: all, {', '.join(ROLES)}")

@@ -1,0 +1,140 @@
+"""The run store: one SQLite database per run directory (``store.sqlite``, via sqlite-utils).
+
+Tables, each keyed so that writing the same result twice changes nothing (a resumed run
+rewrites what it reuses):
+
+- ``blueprints``: one row per Phase-1 request (id, domain, status, final stage, rounds,
+  the blueprint JSON when accepted, the rejection when not);
+- ``attempts``: one row per round of a request (stage, reasons, proposer, votes, feedback);
+- ``trajectories``: one row per Phase-2 conversation (reward, stop cause, counts, the
+  record in OpenAI message form);
+- ``errors``: items that did not finish (to resume), by phase.
+
+The store is written by the runner after a phase, never by graph nodes (they stay pure).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+__all__ = ["STORE_FILE", "RunStore", "StoreError"]
+
+STORE_FILE = "store.sqlite"
+
+
+class StoreError(RuntimeError):
+    """The run directory's store cannot be read (corrupt or not a store)."""
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+class RunStore:
+    """Read and write one run directory's results."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.run_dir / STORE_FILE
+        try:
+            self.db = sqlite_utils.Database(self.path)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self._create()
+        except Exception as error:  # sqlite3.DatabaseError and friends
+            raise StoreError(
+                f"{self.path} is not a readable run store ({type(error).__name__}: {error}); "
+                "move it away to start the store afresh (checkpoints and the LLM cache are separate files)"
+            ) from None
+
+    def _create(self) -> None:
+        tables = set(self.db.table_names())
+        if "blueprints" not in tables:
+            self.db["blueprints"].create(
+                {"id": str, "domain": str, "status": str, "stage": str, "rounds": int, "blueprint": str, "rejection": str},
+                pk="id",
+            )
+        if "attempts" not in tables:
+            self.db["attempts"].create(
+                {"blueprint_id": str, "round": int, "stage": str, "proposer": str, "reasons": str, "data": str},
+                pk=("blueprint_id", "round"),
+            )
+        if "trajectories" not in tables:
+            self.db["trajectories"].create(
+                {"id": str, "blueprint_id": str, "attempt": int, "reward": float, "stop": str, "turns": int,
+                 "tool_calls": int, "user_turns": int, "duplicate": int, "data": str},
+                pk="id",
+            )
+        if "errors" not in tables:
+            self.db["errors"].create({"phase": str, "item": str, "error": str}, pk=("phase", "item"))
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def save_phase1(self, result: Any) -> None:
+        """Upsert a :class:`~apigen_mt.api.Phase1Result` (accepted, rejected, every attempt)."""
+        rows, attempts = [], []
+        for blueprint in result.blueprints:
+            rounds = result.attempts.get(blueprint["id"], [])
+            rows.append({"id": blueprint["id"], "domain": blueprint["domain"], "status": "accepted", "stage": "accepted",
+                         "rounds": len(rounds), "blueprint": _json(blueprint), "rejection": None})
+        for rejected in result.rejected:
+            rounds = result.attempts.get(rejected["id"], [])
+            domain = next((a["proposal"]["domain"] for a in rounds if a.get("proposal")), None)
+            rows.append({"id": rejected["id"], "domain": domain, "status": "rejected",
+                         "stage": rejected["rejection"].get("stage"), "rounds": len(rounds), "blueprint": None,
+                         "rejection": _json(rejected["rejection"])})
+        for blueprint_id, rounds in result.attempts.items():
+            for attempt in rounds:
+                attempts.append({"blueprint_id": blueprint_id, "round": attempt["round"], "stage": attempt["stage"],
+                                 "proposer": attempt.get("proposer"), "reasons": _json(attempt.get("reasons") or []),
+                                 "data": _json(attempt)})
+        with self.db.conn:
+            self.db["blueprints"].upsert_all(rows, pk="id")
+            self.db["attempts"].upsert_all(attempts, pk=("blueprint_id", "round"))
+            self._save_errors("phase1", result.errors)
+
+    def save_phase2(self, result: Any) -> None:
+        """Upsert a :class:`~apigen_mt.api.Phase2Result` (verified and failed conversations)."""
+        rows = []
+        for trajectory in [*result.trajectories, *result.failed]:
+            rows.append({
+                "id": f"{trajectory['blueprint_id']}#{trajectory['attempt']}", "blueprint_id": trajectory["blueprint_id"],
+                "attempt": trajectory["attempt"], "reward": trajectory["reward"], "stop": trajectory["stop"],
+                "turns": trajectory["turns"], "tool_calls": trajectory["tool_calls"], "user_turns": trajectory["user_turns"],
+                "duplicate": int(bool(trajectory.get("duplicate"))), "data": _json(trajectory),
+            })
+        with self.db.conn:
+            self.db["trajectories"].upsert_all(rows, pk="id")
+            self._save_errors("phase2", result.errors)
+
+    def _save_errors(self, phase: str, errors: dict[str, str]) -> None:
+        self.db.execute("DELETE FROM errors WHERE phase = ?", [phase])
+        if errors:
+            self.db["errors"].insert_all([{"phase": phase, "item": k, "error": v} for k, v in errors.items()], pk=("phase", "item"))
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def accepted_blueprints(self) -> list[dict[str, Any]]:
+        return [json.loads(r["blueprint"]) for r in self.db["blueprints"].rows_where("status = 'accepted'", order_by="id")]
+
+    def trajectories(self, *, accepted: bool | None = True) -> Iterator[dict[str, Any]]:
+        """Conversations in blueprint order: verified unique ones (default), failed ones
+        (``accepted=False``) or all (``None``)."""
+        where = {True: "reward = 1.0 AND duplicate = 0", False: "reward < 1.0", None: None}[accepted]
+        for row in self.db["trajectories"].rows_where(where, order_by="blueprint_id, attempt"):
+            yield json.loads(row["data"])
+
+    def counts(self) -> dict[str, Any]:
+        count = lambda sql: self.db.execute(sql).fetchone()[0]  # noqa: E731
+        return {
+            "blueprints_accepted": count("SELECT count(*) FROM blueprints WHERE status = 'accepted'"),
+            "blueprints_rejected": count("SELECT count(*) FROM blueprints WHERE status = 'rejected'"),
+            "trajectories_accepted": count("SELECT count(*) FROM trajectories WHERE reward = 1.0 AND duplicate = 0"),
+            "trajectories_failed": count("SELECT count(*) FROM trajectories WHERE reward < 1.0"),
+            "errors": count("SELECT count(*) FROM errors"),
+        }
