@@ -1,14 +1,17 @@
 """The programmatic entry points: one call per phase, no CLI needed.
 
-    from apigen_mt.api import run_phase1
+    from apigen_mt.api import run_phase1, run_phase2
 
-    result = run_phase1("retail", 20, model="openai:gpt-4o-mini", run_dir="runs/r1")
-    result.blueprints      # the validated blueprints (JSON form), deduplicated
-    result.attempts        # blueprint id -> every round (proposal, stage, reasons, votes, feedback)
-    result.summary()       # accepted / rejected counts, rejections by stage, rounds used
+    p1 = run_phase1("retail", 20, model="openai:gpt-4o-mini", run_dir="runs/r1")
+    p1.blueprints          # the validated blueprints (JSON form), deduplicated
+    p1.attempts            # blueprint id -> every round (proposal, stage, reasons, votes, feedback)
+    p1.summary()           # accepted / rejected counts, rejections by stage, rounds used
+    p2 = run_phase2(p1.blueprints, model="openai:gpt-4o-mini", run_dir="runs/r1")
+    p2.trajectories        # verified conversations (OpenAI messages, tools, reward)
+    p2.failed              # every failed one, with its reasons
 
 ``run_dir`` persists LangGraph checkpoints: calling again with the same arguments resumes
-interrupted blueprints and reuses finished ones. Without it everything stays in memory.
+interrupted items and reuses finished ones. Without it everything stays in memory.
 ``chat_models`` hands over ready LangChain models per role (e.g. test doubles);
 otherwise models come from the configuration (defaults < TOML < environment < ``model``).
 """
