@@ -50,6 +50,7 @@ bench: setup
 	cd benchmarks && ../$(BIN)/python verify_speed.py
 	cd benchmarks && ../$(BIN)/python fork_memory.py
 	cd benchmarks && ../$(BIN)/python phase1_throughput.py
+	cd benchmarks && ../$(BIN)/python phase2_throughput.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache runs

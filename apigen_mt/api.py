@@ -29,6 +29,7 @@ from apigen_mt.configuration import Configuration
 from apigen_mt.domains.registry import get_domain
 from apigen_mt.llm.factory import LLMRuntime
 from apigen_mt.runner import ThreadOutcome, open_checkpointer, run_threads
+from apigen_mt.tools.contamination import guard_for
 from apigen_mt.tools.dedup import DedupIndex
 
 __all__ = ["Phase1Result", "Phase2Result", "arun_phase1", "arun_phase2", "run_phase1", "run_phase2"]
@@ -43,6 +44,8 @@ class Phase1Result:
     attempts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     llm: dict[str, Any] | None = None
+    contamination: dict[str, str] = field(default_factory=dict)
+    """Accepted blueprints that look like a benchmark test task: id -> reason (kept, flagged)."""
 
     def summary(self) -> dict[str, Any]:
         """Counts for a report: kept, rejected by final stage, errors, rounds, feedback effect."""
@@ -53,6 +56,7 @@ class Phase1Result:
             "errors": len(self.errors),
             "accepted_first_round": first_try,
             "accepted_after_feedback": len(self.blueprints) - first_try,
+            "flagged_as_test_contamination": len(self.contamination),
             "rejected_by_stage": dict(Counter(r["rejection"].get("stage") for r in self.rejected)),
             "failed_rounds_by_stage": dict(
                 Counter(a["stage"] for rounds in self.attempts.values() for a in rounds if a["stage"] != "accepted")
@@ -136,6 +140,7 @@ async def arun_phase1(
         result.llm = runtime.report()
         runtime.close()
     _collect(outcomes, result)
+    result.contamination = guard_for(domain).flags(result.blueprints)
     return result
 
 

@@ -118,6 +118,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path, metavar="DIR")
     p.add_argument("--format", choices=["openai", "sharegpt"], required=True)
     p.add_argument("--out", type=Path, required=True, help="output .jsonl file")
+    p.add_argument("--include-contaminated", action="store_true",
+                   help="also export conversations of blueprints flagged as near-copies of benchmark test tasks")
     p.set_defaults(handler=cmd_export)
     return parser
 
@@ -398,6 +400,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
             print(f"phase 1: {kept} blueprints kept, {summary['rejected']} rejected "
                   f"(by stage: {summary['rejected_by_stage']}), {summary['errors']} unfinished", flush=True)
             _print_errors(p1.errors)
+            if p1.contamination:
+                print(f"phase 1: {len(p1.contamination)} kept blueprint(s) look like benchmark test tasks; "
+                      "they are flagged and left out of exports", flush=True)
         if args.phase in ("2", "all"):
             blueprints = _blueprints_from(args.blueprints_file) if args.blueprints_file else store.accepted_blueprints()
             print(f"phase 2: {len(blueprints)} blueprints ...", flush=True)
@@ -405,7 +410,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                             settings={"best_of_n": args.best_of_n})
             store.save_phase2(p2)
             summary = p2.summary()
-            count = write_jsonl((to_openai(t) for t in store.trajectories()), args.run_dir / "dataset.openai.jsonl")
+            count = write_jsonl((to_openai(t) for t in store.trajectories()), args.run_dir / "dataset.openai.jsonl")  # unflagged
             print(f"phase 2: {count} verified conversations, {summary['failed_conversations']} failed "
                   f"(by stop: {summary['failed_by_stop']}), {summary['errors']} unfinished", flush=True)
             _print_errors(p2.errors)
@@ -432,9 +437,14 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 2
     try:
         store = RunStore(args.run_dir)
-        count = write_jsonl((FORMATS[args.format](t) for t in store.trajectories()), args.out)
+        rows = store.trajectories(include_contaminated=args.include_contaminated)
+        count = write_jsonl((FORMATS[args.format](t) for t in rows), args.out)
+        flagged = store.counts()["flagged_as_test_contamination"]
     except StoreError as error:
         print(f"apigen-mt: error: {error}", file=sys.stderr)
         return 2
     print(f"{count} conversations written to {args.out} ({args.format})")
+    if flagged and not args.include_contaminated:
+        print(f"left out: the conversations of {flagged} blueprint(s) flagged as near-copies of benchmark test tasks "
+              "(--include-contaminated keeps them)")
     return 0

@@ -4,7 +4,8 @@ Tables, each keyed so that writing the same result twice changes nothing (a resu
 rewrites what it reuses):
 
 - ``blueprints``: one row per Phase-1 request (id, domain, status, final stage, rounds,
-  the blueprint JSON when accepted, the rejection when not);
+  the blueprint JSON when accepted, the rejection when not, and why it looks like a
+  benchmark test task when it does: such blueprints are left out of exports by default);
 - ``attempts``: one row per round of a request (stage, reasons, proposer, votes, feedback);
 - ``trajectories``: one row per Phase-2 conversation (reward, stop cause, counts, the
   record in OpenAI message form);
@@ -56,7 +57,8 @@ class RunStore:
         tables = set(self.db.table_names())
         if "blueprints" not in tables:
             self.db["blueprints"].create(
-                {"id": str, "domain": str, "status": str, "stage": str, "rounds": int, "blueprint": str, "rejection": str},
+                {"id": str, "domain": str, "status": str, "stage": str, "rounds": int, "blueprint": str, "rejection": str,
+                 "contamination": str},
                 pk="id",
             )
         if "attempts" not in tables:
@@ -81,13 +83,14 @@ class RunStore:
         for blueprint in result.blueprints:
             rounds = result.attempts.get(blueprint["id"], [])
             rows.append({"id": blueprint["id"], "domain": blueprint["domain"], "status": "accepted", "stage": "accepted",
-                         "rounds": len(rounds), "blueprint": _json(blueprint), "rejection": None})
+                         "rounds": len(rounds), "blueprint": _json(blueprint), "rejection": None,
+                         "contamination": result.contamination.get(blueprint["id"])})
         for rejected in result.rejected:
             rounds = result.attempts.get(rejected["id"], [])
             domain = next((a["proposal"]["domain"] for a in rounds if a.get("proposal")), None)
             rows.append({"id": rejected["id"], "domain": domain, "status": "rejected",
                          "stage": rejected["rejection"].get("stage"), "rounds": len(rounds), "blueprint": None,
-                         "rejection": _json(rejected["rejection"])})
+                         "rejection": _json(rejected["rejection"]), "contamination": None})
         for blueprint_id, rounds in result.attempts.items():
             for attempt in rounds:
                 attempts.append({"blueprint_id": blueprint_id, "round": attempt["round"], "stage": attempt["stage"],
@@ -122,11 +125,14 @@ class RunStore:
     def accepted_blueprints(self) -> list[dict[str, Any]]:
         return [json.loads(r["blueprint"]) for r in self.db["blueprints"].rows_where("status = 'accepted'", order_by="id")]
 
-    def trajectories(self, *, accepted: bool | None = True) -> Iterator[dict[str, Any]]:
+    def trajectories(self, *, accepted: bool | None = True, include_contaminated: bool = False) -> Iterator[dict[str, Any]]:
         """Conversations in blueprint order: verified unique ones (default), failed ones
-        (``accepted=False``) or all (``None``)."""
-        where = {True: "reward = 1.0 AND duplicate = 0", False: "reward < 1.0", None: None}[accepted]
-        for row in self.db["trajectories"].rows_where(where, order_by="blueprint_id, attempt"):
+        (``accepted=False``) or all (``None``); those of blueprints flagged as test-set
+        contamination only with ``include_contaminated``."""
+        clauses = [{True: "reward = 1.0 AND duplicate = 0", False: "reward < 1.0", None: "1"}[accepted]]
+        if not include_contaminated:
+            clauses.append("blueprint_id NOT IN (SELECT id FROM blueprints WHERE contamination IS NOT NULL)")
+        for row in self.db["trajectories"].rows_where(" AND ".join(clauses), order_by="blueprint_id, attempt"):
             yield json.loads(row["data"])
 
     def counts(self) -> dict[str, Any]:
@@ -137,4 +143,5 @@ class RunStore:
             "trajectories_accepted": count("SELECT count(*) FROM trajectories WHERE reward = 1.0 AND duplicate = 0"),
             "trajectories_failed": count("SELECT count(*) FROM trajectories WHERE reward < 1.0"),
             "errors": count("SELECT count(*) FROM errors"),
+            "flagged_as_test_contamination": count("SELECT count(*) FROM blueprints WHERE contamination IS NOT NULL"),
         }

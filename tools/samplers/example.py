@@ -133,6 +133,16 @@ class ExampleSampler:
                 self.examples.append(self._compact(example))
             else:
                 self.rejected.append({"id": example.get("id"), "stage": stage, "reasons": reasons})
+        # a train task that is a near-copy of a test task (tau2 has task variants) would steer
+        # the generator towards the test set: it is never shown either
+        from apigen_mt.tools.contamination import guard_for
+
+        guard = guard_for(domain.name)
+        for example in list(self.examples):
+            reason = guard.check({**example, "domain": domain.name})
+            if reason is not None:
+                self.examples.remove(example)
+                self.rejected.append({"id": example.get("id"), "stage": "contamination", "reasons": [reason]})
         self._writes = {t.name for t in domain.tools if t.kind == ToolKind.WRITE}
 
     @staticmethod
