@@ -17,7 +17,7 @@ from typing import Any
 from langchain_core.messages import BaseMessage, HumanMessage
 from pydantic import BaseModel, Field
 
-from apigen_mt.blueprint import Blueprint
+from apigen_mt.blueprint import Blueprint, blueprint_json
 from apigen_mt.domains.base import Domain
 from apigen_mt.llm.structured import StructuredResult, astructured_call, bounded, structured_call
 from apigen_mt.prompts import render_prompt
@@ -45,7 +45,7 @@ class Review(BaseModel):
 
 
 def _blueprint_parts(blueprint: Blueprint | Mapping[str, Any]) -> dict[str, Any]:
-    data = blueprint.to_json() if isinstance(blueprint, Blueprint) else dict(blueprint)
+    data = dict(blueprint_json(blueprint))
     actions = [
         {"name": a.get("name"), "arguments": a.get("arguments", {})} if isinstance(a, Mapping) else a
         for a in data.get("actions") or []

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from apigen_mt.blueprint import blueprint_json
 from apigen_mt.configuration import Configuration
 from apigen_mt.domains.registry import get_domain
 from apigen_mt.llm.factory import LLMRuntime
@@ -130,18 +131,39 @@ async def arun_phase1(
         for i in range(n)
     ]
     result = Phase1Result()
-    try:
-        async with open_checkpointer(run_dir) as saver:
-            compiled = build_phase1_graph().compile(checkpointer=saver)
-            if run_dir is not None:
-                await _seed_index(compiled, items, index)
-            outcomes = await run_threads(compiled, items, config, concurrency=concurrency)
-    finally:
-        result.llm = runtime.report()
-        runtime.close()
+
+    async def seed_index(compiled: Any) -> None:
+        if run_dir is not None:
+            await _seed_index(compiled, items, index)
+
+    outcomes, result.llm = await _run_graph(
+        build_phase1_graph(), items, config, runtime, run_dir=run_dir, concurrency=concurrency, before=seed_index
+    )
     _collect(outcomes, result)
     result.contamination = guard_for(domain).flags(result.blueprints)
     return result
+
+
+async def _run_graph(
+    builder: Any,
+    items: Sequence[tuple[str, Any]],
+    config: Any,
+    runtime: LLMRuntime,
+    *,
+    run_dir: str | Path | None,
+    concurrency: int,
+    before: Callable[[Any], Awaitable[None]] | None = None,
+) -> tuple[list[ThreadOutcome], dict[str, Any]]:
+    """Compile ``builder`` with the run's checkpointer (``before`` sees the compiled graph),
+    run the items, close the runtime; returns the outcomes and the runtime's LLM report."""
+    try:
+        async with open_checkpointer(run_dir) as saver:
+            compiled = builder.compile(checkpointer=saver)
+            if before is not None:
+                await before(compiled)
+            return await run_threads(compiled, items, config, concurrency=concurrency), runtime.report()
+    finally:
+        runtime.close()
 
 
 async def _seed_index(compiled: Any, items: Sequence[tuple[str, Any]], index: DedupIndex) -> None:
@@ -235,7 +257,7 @@ async def arun_phase2(
 
     items = []
     for blueprint in blueprints:
-        data = blueprint.to_json() if hasattr(blueprint, "to_json") else dict(blueprint)
+        data = dict(blueprint_json(blueprint))
         missing = [k for k in ("id", "domain", "instruction", "actions") if k not in data]
         if missing:
             raise ValueError(f"blueprint {data.get('id', '?')!r} lacks {', '.join(missing)}: give validated blueprints")
@@ -253,13 +275,9 @@ async def arun_phase2(
         return {"configurable": {**base, "chat_models": dict(models or {})}, "recursion_limit": 1000}
 
     result = Phase2Result()
-    try:
-        async with open_checkpointer(run_dir) as saver:
-            compiled = build_phase2_graph().compile(checkpointer=saver)
-            outcomes = await run_threads(compiled, items, config_for, concurrency=concurrency)
-    finally:
-        result.llm = runtime.report()
-        runtime.close()
+    outcomes, result.llm = await _run_graph(
+        build_phase2_graph(), items, config_for, runtime, run_dir=run_dir, concurrency=concurrency
+    )
     for outcome in outcomes:
         blueprint_id = outcome.thread_id.split(":", 1)[1]
         if not outcome.ok or outcome.values.get("status") not in ("accepted", "rejected"):

@@ -7,6 +7,7 @@ JSON form, one per line in a ``.jsonl`` file (extra fields are kept)::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,3 +35,14 @@ class Blueprint(BaseModel):
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
+
+
+def blueprint_json(blueprint: Any) -> Mapping[str, Any]:
+    """The JSON form of a blueprint given as a dict (returned as is) or as a
+    :class:`Blueprint` (or any object with ``to_json()`` / ``model_dump()``)."""
+    if isinstance(blueprint, Mapping):
+        return blueprint
+    for method in ("to_json", "model_dump"):
+        if callable(getattr(blueprint, method, None)):
+            return getattr(blueprint, method)()
+    raise TypeError(f"not a blueprint (a dict or an object with to_json()): {type(blueprint).__name__}")

@@ -26,6 +26,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 
 from apigen_mt.llm.budget import BudgetExceeded
+from apigen_mt.llm.tracing import run_config
 
 __all__ = ["CHECKPOINT_FILE", "ThreadOutcome", "open_checkpointer", "run_threads"]
 
@@ -73,9 +74,7 @@ async def open_checkpointer(run_dir: str | Path | None) -> AsyncIterator[Any]:
 
 
 def thread_config(config: RunnableConfig | Mapping[str, Any] | None, thread_id: str) -> RunnableConfig:
-    base = dict(config or {})
-    base["configurable"] = {**(base.get("configurable") or {}), "thread_id": thread_id}
-    return base  # type: ignore[return-value]
+    return run_config(base=config, configurable={"thread_id": thread_id})
 
 
 async def _run_one(compiled: Any, thread_id: str, request: Any, config: RunnableConfig | Mapping[str, Any] | None) -> ThreadOutcome:

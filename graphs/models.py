@@ -37,8 +37,7 @@ def role_model(config: Mapping[str, Any] | None, role: str, index: int = 0) -> A
             return model[index % len(model)]
         return model
     if role == "reviewers":
-        configured = len(Configuration.from_runnable_config(config).models.reviewers)
-        return get_chat_model(config, role, index % max(1, configured))
+        return get_chat_model(config, role, index % max(1, configured_reviewers(config)))
     return get_chat_model(config, role)
 
 

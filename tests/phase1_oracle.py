@@ -32,12 +32,17 @@ def retail_blueprint_for(user_id: str) -> dict[str, Any]:
     }
 
 
-def oracle_generator_reply(messages: list[Any]) -> dict[str, Any]:
-    text = messages[0].content
+def blueprint_for_prompt(text: str) -> dict[str, Any]:
+    """The oracle's blueprint for the user a generator prompt shows (an empty one, which the
+    format check rejects, when it shows none)."""
     found = USER_ID.search(text)
     if not found:
         return {"thought": "no user", "instruction": "", "actions": [], "outputs": []}
     return retail_blueprint_for(found.group(1))
+
+
+def oracle_generator_reply(messages: list[Any]) -> dict[str, Any]:
+    return blueprint_for_prompt(messages[0].content)
 
 
 def oracle_models(*, latency: float = 0.0, judges: int = 3, replies: int = 10_000) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import json
 from apigen_mt.cli import main
 from apigen_mt.testing import OpenAIStubServer
 
-from phase1_oracle import PLAN, USER_ID, YES, retail_blueprint_for
+from phase1_oracle import PLAN, YES, blueprint_for_prompt
 
 ROLES = ("generator", "reviewers", "feedback", "user", "assistant")
 
@@ -20,7 +20,7 @@ class Oracles:
         self.made: dict[str, dict] = {}
 
     def generator(self, body: dict) -> dict:
-        blueprint = retail_blueprint_for(USER_ID.search(body["messages"][0]["content"]).group(1))
+        blueprint = blueprint_for_prompt(body["messages"][0]["content"])
         self.made[blueprint["instruction"]] = blueprint
         return blueprint
 

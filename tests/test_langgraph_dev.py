@@ -23,7 +23,7 @@ import pytest
 
 from apigen_mt.testing import OpenAIStubServer
 
-from phase1_oracle import PLAN, YES, retail_blueprint_for, USER_ID
+from phase1_oracle import PLAN, YES, blueprint_for_prompt
 
 ROOT = Path(__file__).resolve().parent.parent
 HAVE_DEV = importlib.util.find_spec("langgraph_api") is not None and importlib.util.find_spec("langgraph_sdk") is not None
@@ -37,8 +37,7 @@ def _free_port() -> int:
 
 
 def _generator(body: dict) -> dict:
-    found = USER_ID.search(body["messages"][0]["content"])
-    return retail_blueprint_for(found.group(1))
+    return blueprint_for_prompt(body["messages"][0]["content"])
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 
 import pytest
@@ -145,8 +144,6 @@ def test_duplicates_are_rejected_with_the_reason():
     assert stages(out) == ["dedup", "dedup"] and out["status"] == "rejected"
     assert "bp-0" in out["attempts"][0]["reasons"][0]
     # an accepted blueprint is claimed in the index, so the next identical one is refused
-    other = copy.deepcopy(GOOD_BP)
-    other["actions"][1]["arguments"]["user_id"] = "mia_moore_8366"
     cfg2 = config(ScriptedChatModel([{**GOOD_BP, "instruction": "You are Mia Moore (94180) and want your account email shown to you now."}]), judges(YES, YES, YES), max_rounds=1)
     fresh = DedupIndex()
     cfg2["configurable"]["dedup_index"] = fresh
@@ -154,8 +151,7 @@ def test_duplicates_are_rejected_with_the_reason():
 
 
 def test_grounded_mode_keeps_the_walk_and_asks_only_for_the_instruction():
-    writer = ScriptedChatModel([{"thought": "t", "instruction": "You are a customer. You want the change the walk made.", "outputs": []}])
-    out = None
+    out = writer = None
     for seed in range(10):  # the first seed whose walk is clean
         writer = ScriptedChatModel([{"thought": "t", "instruction": "You are a customer. You want the change the walk made.", "outputs": []}])
         out = run(config(writer, judges(YES, YES, YES)), mode="grounded", seed=seed)
@@ -170,12 +166,13 @@ def test_grounded_mode_keeps_the_walk_and_asks_only_for_the_instruction():
 
 
 def test_mixed_mode_is_decided_by_the_seed():
-    proposers = set()
-    for seed in range(12):
+    def proposer_of(seed):
         cfg = config(ScriptedChatModel([GOOD_BP]), judges(YES), committee_size=1, grounded_ratio=0.5)
-        prepared = asyncio.run(graph.ainvoke({"domain": "retail", "blueprint_id": "x", "seed": seed, "mode": "mixed"}, cfg, interrupt_after=["prepare"]))
-        proposers.add((seed, prepared["proposer"]))
-    again = {(s, asyncio.run(graph.ainvoke({"domain": "retail", "blueprint_id": "x", "seed": s, "mode": "mixed"}, config(ScriptedChatModel([GOOD_BP]), judges(YES)), interrupt_after=["prepare"]))["proposer"]) for s, _ in sorted(proposers)[:4]}
+        request = {"domain": "retail", "blueprint_id": "x", "seed": seed, "mode": "mixed"}
+        return asyncio.run(graph.ainvoke(request, cfg, interrupt_after=["prepare"]))["proposer"]
+
+    proposers = {(seed, proposer_of(seed)) for seed in range(12)}
+    again = {(seed, proposer_of(seed)) for seed, _ in sorted(proposers)[:4]}
     assert again <= proposers
     assert {p for _, p in proposers} == {"llm", "grounded"}
 

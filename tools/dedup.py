@@ -46,6 +46,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from apigen_mt.blueprint import blueprint_json
 from apigen_mt.tools.state_diff import canonical_json
 
 __all__ = [
@@ -68,15 +69,6 @@ _WORD = re.compile(r"[^\W_]+")
 
 
 # --------------------------------------------------------------------------- blueprints
-
-
-def _as_dict(blueprint: Any) -> Mapping[str, Any]:
-    if isinstance(blueprint, Mapping):
-        return blueprint
-    for method in ("to_json", "model_dump"):
-        if callable(getattr(blueprint, method, None)):
-            return getattr(blueprint, method)()
-    raise TypeError(f"not a blueprint (a dict or an object with to_json()): {type(blueprint).__name__}")
 
 
 def _action_dict(action: Any) -> Mapping[str, Any]:
@@ -103,7 +95,7 @@ def action_signature(blueprint: Any) -> str:
     value, a different call or a different order does. The domain is not part of it (the
     index adds that itself).
     """
-    actions = _canonical_actions(_as_dict(blueprint))
+    actions = _canonical_actions(blueprint_json(blueprint))
     return hashlib.sha256(canonical_json(actions).encode("utf-8")).hexdigest()
 
 
@@ -215,7 +207,7 @@ class DedupIndex:
         """An index holding all of ``blueprints`` (each needs an ``id``), duplicates among them included."""
         index = cls(threshold)
         for blueprint in blueprints:
-            data = _as_dict(blueprint)
+            data = blueprint_json(blueprint)
             if data.get("id") is None:
                 raise ValueError("every blueprint given to from_blueprints needs an id")
             index.add(str(data["id"]), data)
@@ -267,7 +259,7 @@ class DedupIndex:
 
     @staticmethod
     def _entry(blueprint: Any) -> _Entry:
-        data = _as_dict(blueprint)
+        data = blueprint_json(blueprint)
         key = (str(data.get("domain") or ""), action_signature(data)) if data.get("actions") else None
         return _Entry(data, key, _features(data.get("instruction")))
 

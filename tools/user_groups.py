@@ -11,16 +11,14 @@ import random
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from apigen_mt.blueprint import blueprint_json
+
 __all__ = ["group_by_user", "user_of"]
-
-
-def _as_dict(blueprint: Any) -> Mapping[str, Any]:
-    return blueprint.to_json() if hasattr(blueprint, "to_json") else blueprint
 
 
 def user_of(blueprint: Any) -> str | None:
     """The one user a blueprint is about, or None."""
-    data = _as_dict(blueprint)
+    data = blueprint_json(blueprint)
     if isinstance(data.get("user_id"), str) and data["user_id"]:
         return data["user_id"]
     users = {
@@ -41,7 +39,7 @@ def group_by_user(
         raise ValueError(f"a recombination group needs at least 2 blueprints, not {size}")
     by_user: dict[str, list[dict[str, Any]]] = {}
     for blueprint in blueprints:
-        data = dict(_as_dict(blueprint))
+        data = dict(blueprint_json(blueprint))
         user = user_of(data)
         if user is not None:
             by_user.setdefault(user, []).append(data)

@@ -172,7 +172,7 @@ class PolicySampler:
             self._idf_cache[stem] = math.log((len(self.paragraphs) + 1) / (df + 0.5))
         return max(self._idf_cache[stem], 0.1)
 
-    def score(self, paragraph: Paragraph, tools: list[str], stems: set[str] | None = None) -> float:
+    def score(self, paragraph: Paragraph, tools: list[str]) -> float:
         """Relevance of one paragraph to ``tools``, write tools counting double.
 
         Per tool: 5 per literal mention of its name, plus its key words found in the
@@ -197,13 +197,14 @@ class PolicySampler:
         text = paragraph.text
         headings = " ".join(paragraph.headings[1:])
         tool_stems = keywords([tool])
-        total = max(1.5, sum(self._idf(stem) for stem in tool_stems))
+        weight_all = sum(self._idf(stem) for stem in tool_stems)
         found = [stem for stem in tool_stems if _hits(stem, headings) or _hits(stem, text)]
         match = sum(
             self._idf(stem) * (2.0 * bool(_hits(stem, headings)) + min(2, _hits(stem, text)))
             for stem in found
         )
-        coverage = sum(self._idf(stem) for stem in found) / (sum(self._idf(stem) for stem in tool_stems) or 1.0)
+        coverage = sum(self._idf(stem) for stem in found) / (weight_all or 1.0)
+        total = max(1.5, weight_all)
         weight = 2.0 if tool in self._writes else 1.0
         term = self._terms[key] = weight * (5.0 * text.count(tool) + coverage * match / total)
         return term
