@@ -14,6 +14,8 @@
 interrupted items and reuses finished ones. Without it everything stays in memory.
 ``chat_models`` hands over ready LangChain models per role (e.g. test doubles);
 otherwise models come from the configuration (defaults < TOML < environment < ``model``).
+``observer`` (a :class:`~apigen_mt.runner.RunObserver`, e.g. the CLI's progress display)
+sees every finished node, finished thread and model call while the run goes on.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ from typing import Any
 from apigen_mt.blueprint import blueprint_json
 from apigen_mt.configuration import Configuration
 from apigen_mt.domains.registry import get_domain
+from apigen_mt.llm.accounting import CallRecorder
 from apigen_mt.llm.factory import LLMRuntime
-from apigen_mt.runner import ThreadOutcome, open_checkpointer, run_threads
+from apigen_mt.runner import RunObserver, ThreadOutcome, open_checkpointer, run_threads
 from apigen_mt.tools.contamination import guard_for
 from apigen_mt.tools.dedup import DedupIndex
 
@@ -75,6 +78,7 @@ async def _open_runtime(
     run_dir: str | Path | None,
     chat_models: Mapping[str, Any] | None,
     roles: set[str],
+    observer: RunObserver | None = None,
 ) -> tuple[Configuration, LLMRuntime]:
     """The resolved configuration and the run's LLM runtime (cache under ``run_dir``); the
     embedded server is started off the event loop unless ready models cover ``roles``."""
@@ -84,7 +88,8 @@ async def _open_runtime(
         configuration = Configuration.load(overrides={"model": model} if model else None)
     if run_dir is not None and configuration.cache.path is None:
         configuration = configuration.model_copy(update={"run_dir": Path(run_dir)})
-    runtime = LLMRuntime.from_configuration(configuration)
+    recorder = CallRecorder(sink=observer.llm_call if observer is not None else None)
+    runtime = LLMRuntime.from_configuration(configuration, recorder=recorder)
     await runtime.aopen()
     if not callable(chat_models) and not roles <= set(chat_models or {}):
         await runtime.astart_local(configuration)
@@ -104,6 +109,7 @@ async def arun_phase1(
     settings: Mapping[str, Any] | None = None,
     chat_models: Mapping[str, Any] | None = None,
     id_prefix: str | None = None,
+    observer: RunObserver | None = None,
 ) -> Phase1Result:
     """Async :func:`run_phase1`."""
     from apigen_mt.graphs.phase1 import build_phase1_graph
@@ -113,7 +119,9 @@ async def arun_phase1(
         raise ValueError(f"n must be >= 0, not {n}")
     get_domain(domain)  # a bad domain fails here, with its own message, before any thread starts
     phase1 = Phase1Settings.model_validate(dict(settings or {})) if not isinstance(settings, Phase1Settings) else settings
-    configuration, runtime = await _open_runtime(configuration, model, run_dir, chat_models, {"generator", "reviewers", "feedback"})
+    configuration, runtime = await _open_runtime(
+        configuration, model, run_dir, chat_models, {"generator", "reviewers", "feedback"}, observer
+    )
     index = DedupIndex(threshold=phase1.dedup_threshold)
     config = {
         "configurable": {
@@ -137,7 +145,8 @@ async def arun_phase1(
             await _seed_index(compiled, items, index)
 
     outcomes, result.llm = await _run_graph(
-        build_phase1_graph(), items, config, runtime, run_dir=run_dir, concurrency=concurrency, before=seed_index
+        build_phase1_graph(), items, config, runtime, run_dir=run_dir, concurrency=concurrency, before=seed_index,
+        observer=observer,
     )
     _collect(outcomes, result)
     result.contamination = guard_for(domain).flags(result.blueprints)
@@ -153,6 +162,7 @@ async def _run_graph(
     run_dir: str | Path | None,
     concurrency: int,
     before: Callable[[Any], Awaitable[None]] | None = None,
+    observer: RunObserver | None = None,
 ) -> tuple[list[ThreadOutcome], dict[str, Any]]:
     """Compile ``builder`` with the run's checkpointer (``before`` sees the compiled graph),
     run the items, close the runtime; returns the outcomes and the runtime's LLM report."""
@@ -161,7 +171,8 @@ async def _run_graph(
             compiled = builder.compile(checkpointer=saver)
             if before is not None:
                 await before(compiled)
-            return await run_threads(compiled, items, config, concurrency=concurrency), runtime.report()
+            outcomes = await run_threads(compiled, items, config, concurrency=concurrency, observer=observer)
+            return outcomes, runtime.report()
     finally:
         runtime.close()
 
@@ -208,6 +219,7 @@ def run_phase1(domain: str, n: int, **kwargs: Any) -> Phase1Result:
             committee_size, pass_threshold, sampler, ...).
         chat_models: ready chat models per role, bypassing the configuration for those roles.
         id_prefix: blueprint ids are ``<id_prefix>-<seed>`` (default: the domain name).
+        observer: sees nodes, threads and model calls as they happen (progress, accounting).
     """
     return asyncio.run(arun_phase1(domain, n, **kwargs))
 
@@ -250,6 +262,7 @@ async def arun_phase2(
     configuration: Configuration | None = None,
     settings: Mapping[str, Any] | None = None,
     chat_models: Mapping[str, Any] | Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+    observer: RunObserver | None = None,
 ) -> Phase2Result:
     """Async :func:`run_phase2`."""
     from apigen_mt.graphs.phase2 import build_phase2_graph
@@ -267,7 +280,7 @@ async def arun_phase2(
         raise ValueError("blueprint ids must be unique")
     phase2 = Phase2Settings.model_validate(dict(settings or {})) if not isinstance(settings, Phase2Settings) else settings
     roles = {"user", "assistant"} | ({"user_critic"} if phase2.best_of_n > 1 else set())
-    configuration, runtime = await _open_runtime(configuration, model, run_dir, chat_models, roles)
+    configuration, runtime = await _open_runtime(configuration, model, run_dir, chat_models, roles, observer)
     base = {"apigen_mt": configuration, "llm_runtime": runtime, "phase2": phase2}
 
     def config_for(thread_id: str, request: Mapping[str, Any]) -> dict[str, Any]:
@@ -276,7 +289,7 @@ async def arun_phase2(
 
     result = Phase2Result()
     outcomes, result.llm = await _run_graph(
-        build_phase2_graph(), items, config_for, runtime, run_dir=run_dir, concurrency=concurrency
+        build_phase2_graph(), items, config_for, runtime, run_dir=run_dir, concurrency=concurrency, observer=observer
     )
     for outcome in outcomes:
         blueprint_id = outcome.thread_id.split(":", 1)[1]
@@ -302,6 +315,7 @@ def run_phase2(blueprints: Sequence[Mapping[str, Any]], **kwargs: Any) -> Phase2
             best_of_n, max_turns, ...).
         chat_models: ready chat models per role (``user``, ``user_critic``, ``assistant``),
             or a function of the blueprint returning them.
+        observer: as in :func:`run_phase1`.
 
     Returns the verified, unique conversations (OpenAI message form, tools, reward) and
     every failed one with its reasons (stop cause, state differences, missing outputs).

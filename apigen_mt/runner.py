@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
@@ -28,7 +28,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from apigen_mt.llm.budget import BudgetExceeded
 from apigen_mt.llm.tracing import run_config
 
-__all__ = ["CHECKPOINT_FILE", "ThreadOutcome", "open_checkpointer", "run_threads"]
+__all__ = ["CHECKPOINT_FILE", "NullObserver", "Observers", "RunObserver", "ThreadOutcome", "open_checkpointer", "run_threads"]
 
 CHECKPOINT_FILE = "checkpoints.sqlite"
 DURABILITY = "async"
@@ -77,14 +77,83 @@ def thread_config(config: RunnableConfig | Mapping[str, Any] | None, thread_id: 
     return run_config(base=config, configurable={"thread_id": thread_id})
 
 
-async def _run_one(compiled: Any, thread_id: str, request: Any, config: RunnableConfig | Mapping[str, Any] | None) -> ThreadOutcome:
+class RunObserver(Protocol):
+    """What a runner tells the world while it runs (progress displays, accounting). Every
+    method is called on the event loop: keep them cheap, never blocking I/O."""
+
+    def thread_started(self, thread_id: str, *, resumed: bool) -> None: ...
+
+    def node_finished(self, thread_id: str, node: str, update: Mapping[str, Any]) -> None: ...
+
+    def thread_finished(self, outcome: ThreadOutcome) -> None: ...
+
+    def llm_call(self, record: Any) -> None: ...
+
+
+class NullObserver:
+    """A :class:`RunObserver` that ignores everything: subclass it and override what you need."""
+
+    def thread_started(self, thread_id: str, *, resumed: bool) -> None:
+        pass
+
+    def node_finished(self, thread_id: str, node: str, update: Mapping[str, Any]) -> None:
+        pass
+
+    def thread_finished(self, outcome: ThreadOutcome) -> None:
+        pass
+
+    def llm_call(self, record: Any) -> None:
+        pass
+
+
+class Observers(NullObserver):
+    """Several observers as one (e.g. the progress display and the call log)."""
+
+    def __init__(self, *observers: RunObserver) -> None:
+        self.observers = observers
+
+    def thread_started(self, thread_id: str, *, resumed: bool) -> None:
+        for observer in self.observers:
+            observer.thread_started(thread_id, resumed=resumed)
+
+    def node_finished(self, thread_id: str, node: str, update: Mapping[str, Any]) -> None:
+        for observer in self.observers:
+            observer.node_finished(thread_id, node, update)
+
+    def thread_finished(self, outcome: ThreadOutcome) -> None:
+        for observer in self.observers:
+            observer.thread_finished(outcome)
+
+    def llm_call(self, record: Any) -> None:
+        for observer in self.observers:
+            observer.llm_call(record)
+
+
+async def _run_one(
+    compiled: Any, thread_id: str, request: Any, config: RunnableConfig | Mapping[str, Any] | None, observer: RunObserver | None
+) -> ThreadOutcome:
     cfg = thread_config(config, thread_id)
     snapshot = await compiled.aget_state(cfg) if compiled.checkpointer is not None else None
     started = snapshot is not None and bool(snapshot.values)
     if started and not snapshot.next:
         return ThreadOutcome(thread_id, dict(snapshot.values), reused=True)
-    values = await compiled.ainvoke(None if started else request, cfg, durability=DURABILITY)
+    payload = None if started else request
+    if observer is None:
+        values = await compiled.ainvoke(payload, cfg, durability=DURABILITY)
+        return ThreadOutcome(thread_id, dict(values), resumed=started)
+    observer.thread_started(thread_id, resumed=started)
+    values = {}
+    async for mode, data in compiled.astream(payload, cfg, stream_mode=["updates", "values"], durability=DURABILITY):
+        if mode == "values":
+            values = data
+            continue
+        for node, update in (data or {}).items():
+            observer.node_finished(thread_id, node, update if isinstance(update, Mapping) else {})
     return ThreadOutcome(thread_id, dict(values), resumed=started)
+
+
+class _NotStarted(Exception):
+    """The budget ran out before this thread's turn."""
 
 
 async def run_threads(
@@ -93,14 +162,14 @@ async def run_threads(
     config: RunnableConfig | Mapping[str, Any] | Callable[[str, Any], Mapping[str, Any]] | None = None,
     *,
     concurrency: int = 8,
-    on_done: Callable[[ThreadOutcome], Awaitable[None] | None] | None = None,
+    observer: RunObserver | None = None,
 ) -> list[ThreadOutcome]:
     """Run (or resume, or reuse) one thread per item, at most ``concurrency`` at once.
 
     An exception in a thread becomes that thread's ``error`` and the others go on; once
     the LLM budget is spent, threads not yet started are not started (their outcome says
-    so) and can be resumed later with a larger budget. ``on_done`` sees each outcome as
-    it ends (sync or async), e.g. to write it to the run store. ``config`` may be a
+    so) and can be resumed later with a larger budget. ``observer`` sees threads start and
+    end and every node they finish (e.g. a progress display). ``config`` may be a
     function ``(thread_id, input) -> config`` when items need their own (e.g. models).
     """
     if concurrency < 1:
@@ -110,20 +179,20 @@ async def run_threads(
 
     async def one(thread_id: str, request: Any) -> ThreadOutcome:
         async with gate:
-            if stop:
-                return ThreadOutcome(thread_id, None, f"not started: {stop[0]}")
             try:
+                if stop:
+                    raise _NotStarted(stop[0])
                 item_config = config(thread_id, request) if callable(config) else config
-                outcome = await _run_one(compiled, thread_id, request, item_config)
+                outcome = await _run_one(compiled, thread_id, request, item_config, observer)
+            except _NotStarted as exc:
+                outcome = ThreadOutcome(thread_id, None, f"not started: {exc}")
             except BudgetExceeded as exc:
                 stop.append(str(exc))
                 outcome = ThreadOutcome(thread_id, None, f"budget: {exc}")
             except Exception as exc:  # one item's failure must not lose the others
                 outcome = ThreadOutcome(thread_id, None, f"{type(exc).__name__}: {exc}")
-        if on_done is not None:
-            done = on_done(outcome)
-            if asyncio.iscoroutine(done):
-                await done
+        if observer is not None:
+            observer.thread_finished(outcome)
         return outcome
 
     return list(await asyncio.gather(*(one(thread_id, request) for thread_id, request in items)))

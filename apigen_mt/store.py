@@ -9,7 +9,14 @@ rewrites what it reuses):
 - ``attempts``: one row per round of a request (stage, reasons, proposer, votes, feedback);
 - ``trajectories``: one row per Phase-2 conversation (reward, stop cause, counts, the
   record in OpenAI message form);
-- ``errors``: items that did not finish (to resume), by phase.
+- ``errors``: items that did not finish (to resume), by phase;
+- ``llm_calls``: one row per model call (session, phase, blueprint, role, model, node,
+  tokens, latency, cache hit, error): what the run cost, resumed sessions included (a
+  call answered from the cache on resume is a cache hit, not paid twice);
+- ``events``: what happened to the run (phase started/finished/interrupted, with counts).
+
+Sessions: every ``generate`` / ``resume`` invocation is a session (an id); its call
+records and events carry it, so rows of different sessions never overwrite each other.
 
 The store is written by the runner after a phase, never by graph nodes (they stay pure).
 """
@@ -17,7 +24,8 @@ The store is written by the runner after a phase, never by graph nodes (they sta
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +82,17 @@ class RunStore:
             )
         if "errors" not in tables:
             self.db["errors"].create({"phase": str, "item": str, "error": str}, pk=("phase", "item"))
+        if "llm_calls" not in tables:
+            self.db["llm_calls"].create(
+                {"session": str, "seq": int, "phase": str, "blueprint_id": str, "role": str, "model": str, "node": str,
+                 "prompt_tokens": int, "completion_tokens": int, "latency_s": float, "retries": int, "cache_hit": int,
+                 "tokens_estimated": int, "error": str, "started_at": float},
+                pk=("session", "seq"),
+            )
+        if "events" not in tables:
+            self.db["events"].create(
+                {"session": str, "seq": int, "time": float, "kind": str, "phase": str, "data": str}, pk=("session", "seq")
+            )
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -115,6 +134,37 @@ class RunStore:
             self.db["trajectories"].upsert_all(rows, pk="id")
             self._save_errors("phase2", result.errors)
 
+    def save_llm_calls(self, session: str, records: Sequence[Any], *, phase: str | None = None, start: int = 0) -> int:
+        """Upsert call records (:class:`~apigen_mt.llm.accounting.CallRecord` or their JSON)
+        of ``session`` as numbers ``start, start + 1, ...``: writing the same ones again
+        changes nothing."""
+        rows = []
+        for seq, record in enumerate(records, start):
+            data = record.to_json() if hasattr(record, "to_json") else dict(record)
+            meta = data.get("metadata") or {}
+            rows.append({
+                "session": session, "seq": seq, "phase": meta.get("phase") or phase, "blueprint_id": meta.get("blueprint_id"),
+                "role": data["role"], "model": data["model"], "node": meta.get("langgraph_node"),
+                "prompt_tokens": data.get("prompt_tokens", 0), "completion_tokens": data.get("completion_tokens", 0),
+                "latency_s": data.get("latency_s", 0.0), "retries": data.get("retries", 0),
+                "cache_hit": int(bool(data.get("cache_hit"))), "tokens_estimated": int(bool(data.get("tokens_estimated"))),
+                "error": data.get("error"), "started_at": data.get("started_at"),
+            })
+        if rows:
+            with self.db.conn:
+                self.db["llm_calls"].upsert_all(rows, pk=("session", "seq"))
+        return len(rows)
+
+    def add_event(self, session: str, kind: str, *, phase: str | None = None, **data: Any) -> None:
+        """Append one event of ``session`` (e.g. ``phase_finished`` with its summary)."""
+        seq = self.db.execute("SELECT count(*) FROM events WHERE session = ?", [session]).fetchone()[0]
+        with self.db.conn:
+            self.db["events"].insert({"session": session, "seq": seq, "time": time.time(), "kind": kind, "phase": phase,
+                                      "data": _json(data)}, pk=("session", "seq"))
+
+    def events(self) -> list[dict[str, Any]]:
+        return [{**row, "data": json.loads(row["data"] or "{}")} for row in self.db["events"].rows_where(order_by="time, seq")]
+
     def _save_errors(self, phase: str, errors: dict[str, str]) -> None:
         self.db.execute("DELETE FROM errors WHERE phase = ?", [phase])
         if errors:
@@ -122,8 +172,11 @@ class RunStore:
 
     # -- reading -------------------------------------------------------------------------------
 
-    def accepted_blueprints(self) -> list[dict[str, Any]]:
-        return [json.loads(r["blueprint"]) for r in self.db["blueprints"].rows_where("status = 'accepted'", order_by="id")]
+    def accepted_blueprints(self, *, include_contaminated: bool = True) -> list[dict[str, Any]]:
+        """Accepted blueprints by id; ``include_contaminated=False`` leaves out those flagged
+        as near-copies of benchmark test tasks."""
+        where = "status = 'accepted'" + ("" if include_contaminated else " AND contamination IS NULL")
+        return [json.loads(r["blueprint"]) for r in self.db["blueprints"].rows_where(where, order_by="id")]
 
     def trajectories(self, *, accepted: bool | None = True, include_contaminated: bool = False) -> Iterator[dict[str, Any]]:
         """Conversations in blueprint order: verified unique ones (default), failed ones

@@ -1,0 +1,134 @@
+"""Commands about domains and blueprints: domains, import-tau2, validate, graph, context."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+
+from apigen_mt.cli.files import atomic_writer, stdout_writer
+from apigen_mt.domains.base import DomainError
+
+
+# -- domains ---------------------------------------------------------------------------------
+def cmd_domains(args: argparse.Namespace) -> int:
+    from apigen_mt.domains.registry import BUILTIN, get_domain
+
+    rows = []
+    for name, (_, summary) in BUILTIN.items():
+        try:
+            domain = get_domain(name)
+        except DomainError as error:
+            rows.append({"name": name, "summary": summary, "error": str(error)})
+            continue
+        counts = domain.tool_counts()
+        rows.append({"name": name, "summary": summary, "tools": len(domain.tools), **counts})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'domain':<18} {'tools':>5} {'read':>5} {'write':>5} {'other':>5}  description")
+    for row in rows:
+        if "error" in row:
+            print(f"{row['name']:<18} {'-':>5} {'-':>5} {'-':>5} {'-':>5}  unavailable: {row['error']}")
+        else:
+            print(
+                f"{row['name']:<18} {row['tools']:>5} {row['read']:>5} {row['write']:>5} "
+                f"{row['other']:>5}  {row['summary']}"
+            )
+    print("\nA custom domain is used by its module path: --domain mypkg.mydomain "
+          "(template: domains/library).")
+    return 0
+
+
+# -- import-tau2 ---------------------------------------------------------------------------------
+def cmd_import_tau2(args: argparse.Namespace) -> int:
+    from apigen_mt.domains.tau2bench.tasks import tau2_blueprints
+
+    blueprints = tau2_blueprints(args.domain, args.split)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_writer(args.out) as handle:
+        for blueprint in blueprints:
+            handle.write(json.dumps(blueprint.to_json(), ensure_ascii=False) + "\n")
+    print(f"wrote {len(blueprints)} {args.domain} {args.split} blueprints to {args.out}", file=sys.stderr)
+    return 0
+
+
+# -- validate ----------------------------------------------------------------------------------
+def cmd_validate(args: argparse.Namespace) -> int:
+    from apigen_mt.domains.registry import get_domain
+    from apigen_mt.tools.checks.validate import validate_blueprint
+    from apigen_mt.tools.jsonl import read_jsonl
+
+    if not args.file.is_file():
+        raise DomainError(f"no such file: {args.file}")
+    if args.out and args.out.resolve() == args.file.resolve():
+        raise DomainError(f"--out {args.out} is the input file: choose another path")
+    domain = get_domain(args.domain)
+    stages: Counter[str] = Counter()
+    rejected: list[str] = []
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+    # Results are written and flushed line by line: an interrupted run keeps what it did.
+    with args.out.open("w", encoding="utf-8") if args.out else stdout_writer() as out:
+        for number, raw, error in read_jsonl(args.file):
+            if error is not None:
+                row = {"id": None, "passed": False, "stage": "format", "reasons": [error], "diff": None}
+            else:
+                row = validate_blueprint(domain, raw).to_json()
+                if not row["passed"]:
+                    row["reasons"] = [f"line {number}: {reason}" for reason in row["reasons"]]
+            row["line"] = number
+            stages[row["stage"]] += 1
+            if not row["passed"]:
+                rejected.append(f"  {row['id'] or '-'} [{row['stage']}] {row['reasons'][0]}")
+            out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            out.flush()
+    total = sum(stages.values())
+    summary = ", ".join(f"{stage} {stages[stage]}" for stage in ("ok", "format", "execution", "policy") if stages[stage])
+    print(f"validated {total} blueprints against {domain.name}: {summary or 'none'}"
+          + (f"; results in {args.out}" if args.out else ""), file=sys.stderr)
+    if rejected:
+        shown = rejected[:5] + ([f"  ... and {len(rejected) - 5} more"] if len(rejected) > 5 else [])
+        print("rejected:\n" + "\n".join(shown), file=sys.stderr)
+    return 1 if args.fail_on_reject and stages["ok"] < total else 0
+
+
+# -- graph and context -------------------------------------------------------------------------
+def cmd_graph(args: argparse.Namespace) -> int:
+    import random
+
+    from apigen_mt.domains.registry import get_domain
+    from apigen_mt.tools.api_graph import api_graph, describe, random_walk, to_dot, to_graphml
+
+    graph = api_graph(get_domain(args.domain))
+    if args.format == "graphml":
+        if not args.out:
+            raise DomainError("--format graphml needs --out FILE.graphml")
+        to_graphml(graph, args.out)
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        text = describe(graph) if args.format == "text" else to_dot(graph)
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(text + "\n", encoding="utf-8")
+        else:
+            print(text)
+    stats = graph.stats()
+    print(f"{stats['nodes']} tools ({stats['reads']} read, {stats['writes']} write), {stats['edges']} edges, "
+          f"{stats['pruned']} pruned; entry points: {', '.join(stats['entry_points'])}", file=sys.stderr)
+    rng = random.Random(args.seed)
+    for _ in range(args.walks):
+        walk = random_walk(graph, rng)
+        print("walk: " + (" -> ".join(walk) if walk else "(none possible)"), file=sys.stderr)
+    return 0
+
+
+def cmd_context(args: argparse.Namespace) -> int:
+    from apigen_mt.domains.registry import get_domain
+    from apigen_mt.tools.samplers.context import sample_context
+
+    print(json.dumps(sample_context(get_domain(args.domain), args.seed), indent=2, ensure_ascii=False, default=str))
+    return 0
+
+
