@@ -17,6 +17,8 @@ import pytest
 
 from apigen_mt.export import EXPORT_FORMATS, FORMATS, dpo_pairs, to_tau2_task, write_jsonl, write_tau2_tasks
 
+from tau2_harness import tau2_reward
+
 # -- tau2 ----------------------------------------------------------------------------------------
 
 
@@ -55,26 +57,6 @@ def test_write_tau2_tasks_leaves_no_file_on_a_bad_blueprint(tmp_path):
     assert [t["id"] for t in json.loads(path.read_text())] == ["a", "b"]
 
 
-def _tau2_reward(name, task, calls, messages):
-    """tau2's reward (EnvironmentEvaluator x CommunicateEvaluator) for ``calls`` then ``messages``."""
-    from apigen_mt.domains.tau2bench.runtime import import_tau2
-
-    message = import_tau2("data_model.message")
-    environment = import_tau2(f"domains.{name}.environment")
-    env_eval = import_tau2("evaluator.evaluator_env").EnvironmentEvaluator
-    comm_eval = import_tau2("evaluator.evaluator_communicate").CommunicateEvaluator
-    env = environment.get_environment()
-    trajectory = []
-    for index, call in enumerate(calls):
-        tool_call = message.ToolCall(id=str(index), name=call["name"], arguments=call["arguments"])
-        trajectory.append(message.AssistantMessage(role="assistant", tool_calls=[tool_call]))
-        trajectory.append(env.get_response(tool_call))
-    trajectory += [message.AssistantMessage(role="assistant", content=text) for text in messages]
-    db = env_eval.calculate_reward(environment_constructor=environment.get_environment, task=task, full_trajectory=trajectory)
-    said = comm_eval.calculate_reward(task=task, full_trajectory=trajectory)
-    return db.reward * said.reward
-
-
 @pytest.mark.integration
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["retail", "airline"])
@@ -106,11 +88,11 @@ def test_tau2_round_trip(name, request, tmp_path):
         assert criteria.communicate_info == list(original.evaluation_criteria.communicate_info or [])
         calls = [{"name": a.name, "arguments": copy.deepcopy(a.arguments)} for a in criteria.actions]
         said = [f"Done. {info}." for info in criteria.communicate_info] or ["All done."]
-        assert _tau2_reward(name, task, calls, said) == 1.0, task.id
+        assert tau2_reward(name, task, calls, said) == 1.0, task.id
         write_indices = [i for i, call in enumerate(calls) if call["name"] in writes]
         if write_indices:
             without = [call for i, call in enumerate(calls) if i != write_indices[-1]]
-            assert _tau2_reward(name, task, without, said) == 0.0, task.id
+            assert tau2_reward(name, task, without, said) == 0.0, task.id
 
 
 # -- dpo -----------------------------------------------------------------------------------------
