@@ -52,7 +52,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from apigen_mt.report import write_report
 
     try:
-        report = write_report(_open_store(args.run_dir).run_dir, args.out)
+        report = write_report(args.run_dir, args.out)  # says when DIR has no store
     except StoreError as error:
         print(f"apigen-mt: error: {error}", file=sys.stderr)
         return 2
