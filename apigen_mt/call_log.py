@@ -22,7 +22,7 @@ __all__ = ["CallLogWriter"]
 class CallLogWriter(NullObserver):
     """A run observer that appends every model call of one session and phase to the store."""
 
-    def __init__(self, run_dir: str | Path, session: str, phase: str, *, interval: float = 0.2) -> None:
+    def __init__(self, run_dir: str | Path, session: str, phase: str, *, interval: float = 0.1) -> None:
         self.run_dir = Path(run_dir)
         self.session = session
         self.phase = phase

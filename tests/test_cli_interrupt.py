@@ -83,11 +83,12 @@ def test_sigkill_at_several_points_then_resume_loses_and_duplicates_nothing(tmp_
     assert sorted(row["id"] for row in dataset) == sorted(row["id"] for row in baseline[1])  # none lost or duplicated
     assert dataset == baseline[1]
     assert total <= paid <= total + kills * IN_FLIGHT, (paid, total)
-    # the killed sessions' calls are in the store too (written while they ran), never more than were paid
+    # the killed sessions' calls are in the store too (written every 0.1 s while they ran: a kill
+    # loses at most that window, at most 6 calls at this latency), never more than were paid
     store = RunStore(run_dir)
     sessions = {row[0].split("/")[0] for row in store.db.execute("SELECT DISTINCT session FROM llm_calls")}
-    assert len(sessions) == 1 + kills
-    assert 0.5 * paid <= store.db["llm_calls"].count <= paid
+    assert len(sessions) >= 2
+    assert paid - kills * 6 <= store.db["llm_calls"].count <= paid
 
 
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
