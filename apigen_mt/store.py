@@ -7,6 +7,8 @@ rewrites what it reuses):
   the blueprint JSON when accepted, the rejection when not, and why it looks like a
   benchmark test task when it does: such blueprints are left out of exports by default);
 - ``attempts``: one row per round of a request (stage, reasons, proposer, votes, feedback);
+- ``reviews``: one row per judge per committee round (its scores, reflection, suggested
+  correction, or the error when it gave no valid review);
 - ``trajectories``: one row per Phase-2 conversation (reward, stop cause, counts, the
   record in OpenAI message form);
 - ``errors``: items that did not finish (to resume), by phase;
@@ -74,6 +76,12 @@ class RunStore:
                 {"blueprint_id": str, "round": int, "stage": str, "proposer": str, "reasons": str, "data": str},
                 pk=("blueprint_id", "round"),
             )
+        if "reviews" not in tables:
+            self.db["reviews"].create(
+                {"blueprint_id": str, "round": int, "judge": int, "correctness": int, "completeness": int,
+                 "satisfaction": int, "creativity": int, "reflection": str, "suggested_correction": str, "error": str},
+                pk=("blueprint_id", "round", "judge"),
+            )
         if "trajectories" not in tables:
             self.db["trajectories"].create(
                 {"id": str, "blueprint_id": str, "attempt": int, "reward": float, "stop": str, "turns": int,
@@ -110,14 +118,23 @@ class RunStore:
             rows.append({"id": rejected["id"], "domain": domain, "status": "rejected",
                          "stage": rejected["rejection"].get("stage"), "rounds": len(rounds), "blueprint": None,
                          "rejection": _json(rejected["rejection"]), "contamination": None})
+        reviews = []
         for blueprint_id, rounds in result.attempts.items():
             for attempt in rounds:
                 attempts.append({"blueprint_id": blueprint_id, "round": attempt["round"], "stage": attempt["stage"],
                                  "proposer": attempt.get("proposer"), "reasons": _json(attempt.get("reasons") or []),
                                  "data": _json(attempt)})
+                for entry in attempt.get("reviews") or []:
+                    review = entry.get("review") or {}
+                    reviews.append({"blueprint_id": blueprint_id, "round": attempt["round"], "judge": entry.get("judge"),
+                                    **{k: review.get(k) for k in ("correctness", "completeness", "satisfaction", "creativity",
+                                                                  "reflection", "suggested_correction")},
+                                    "error": entry.get("error")})
         with self.db.conn:
             self.db["blueprints"].upsert_all(rows, pk="id")
             self.db["attempts"].upsert_all(attempts, pk=("blueprint_id", "round"))
+            if reviews:
+                self.db["reviews"].upsert_all(reviews, pk=("blueprint_id", "round", "judge"))
             self._save_errors("phase1", result.errors)
 
     def save_phase2(self, result: Any) -> None:

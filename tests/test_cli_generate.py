@@ -134,6 +134,8 @@ def test_generate_report_and_every_export_end_to_end(tmp_path, capsys):
     assert {c["phase"] for c in calls} == {"phase1", "phase2"}
     assert {c["role"] for c in calls} >= {"generator", "user", "assistant"}
     assert [(e["kind"], e["phase"]) for e in store.events()] == [("started", None), ("finished", "phase1"), ("finished", "phase2")]
+    reviews = list(store.db["reviews"].rows)  # one judge per committee round here
+    assert len(reviews) == 3 and all(r["correctness"] == 1 and r["error"] is None and r["reflection"] for r in reviews)
     # the report was written at the end, and `report` writes it again
     assert (run_dir / "report" / "report.md").exists() and (run_dir / "report" / "report.html").exists()
     assert main(["report", str(run_dir), "--out", str(tmp_path / "again")]) == 0
