@@ -171,7 +171,9 @@ async def _run_one(
     cfg = thread_config(config, thread_id)
     snapshot = await compiled.aget_state(cfg) if compiled.checkpointer is not None else None
     started = snapshot is not None and bool(snapshot.values)
-    if started and not snapshot.next:
+    # Finished: nothing left to run. A killed step may have saved its writes but not the next
+    # checkpoint: then ``next`` is empty too, but its task is still listed (and is resumed).
+    if started and not snapshot.next and not snapshot.tasks:
         return ThreadOutcome(thread_id, dict(snapshot.values), reused=True)
     payload = None if started else request
     if observer is None:

@@ -78,7 +78,7 @@ def test_sigkill_at_several_points_then_resume_loses_and_duplicates_nothing(tmp_
         paid = len(stub.chat_requests) - total
 
     blueprints, dataset, counts = _result(run_dir)
-    assert counts == baseline[2]
+    assert counts == baseline[2], (list(RunStore(run_dir).db["errors"].rows), done.stdout[-2000:])
     assert blueprints == baseline[0]
     assert sorted(row["id"] for row in dataset) == sorted(row["id"] for row in baseline[1])  # none lost or duplicated
     assert dataset == baseline[1]
