@@ -20,13 +20,13 @@ at once (:func:`dpo_pairs`).
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from apigen_mt.blueprint import blueprint_json
+from apigen_mt.tools.atomic_file import replacing
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -171,7 +171,7 @@ def write_tau2_tasks(blueprints: Iterable[Any], path: str | Path) -> int:
     returns how many. Every blueprint is converted before the file is touched, so a non-tau2
     blueprint leaves no half-written file."""
     tasks = [to_tau2_task(blueprint) for blueprint in blueprints]
-    with _replacing(path) as handle:
+    with replacing(path) as handle:
         json.dump(tasks, handle, ensure_ascii=False, indent=2, default=str)
         handle.write("\n")
     return len(tasks)
@@ -247,24 +247,10 @@ def dpo_pairs(trajectories: Iterable[Mapping[str, Any]]) -> tuple[list[dict[str,
 # -- files -------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _replacing(path: str | Path) -> Iterator[IO[str]]:
-    """A handle on ``path.tmp`` that replaces ``path`` on success: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as handle:
-            yield handle
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_jsonl(rows: Iterable[Mapping[str, Any]], path: str | Path) -> int:
     """Write ``rows`` as JSON lines (the file is replaced); returns how many."""
     count = 0
-    with _replacing(path) as handle:
+    with replacing(path) as handle:
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
             count += 1

@@ -6,9 +6,10 @@ import argparse
 import json
 import sys
 from collections import Counter
+from typing import Any, TextIO
 
-from apigen_mt.cli.files import atomic_writer, stdout_writer
 from apigen_mt.domains.base import DomainError
+from apigen_mt.tools.atomic_file import replacing
 
 
 # -- domains ---------------------------------------------------------------------------------
@@ -47,7 +48,7 @@ def cmd_import_tau2(args: argparse.Namespace) -> int:
 
     blueprints = tau2_blueprints(args.domain, args.split)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_writer(args.out) as handle:
+    with replacing(args.out) as handle:
         for blueprint in blueprints:
             handle.write(json.dumps(blueprint.to_json(), ensure_ascii=False) + "\n")
     print(f"wrote {len(blueprints)} {args.domain} {args.split} blueprints to {args.out}", file=sys.stderr)
@@ -132,3 +133,11 @@ def cmd_context(args: argparse.Namespace) -> int:
     return 0
 
 
+class stdout_writer:
+    """Standard output as a context manager, like the --out file it stands in for."""
+
+    def __enter__(self) -> TextIO:
+        return sys.stdout
+
+    def __exit__(self, *_: Any) -> None:
+        sys.stdout.flush()
