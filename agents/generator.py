@@ -95,19 +95,17 @@ def generator_output_schema(
     names = tuple(name for name in dict.fromkeys(tool_names) if domain.tool(name) is not None)
     if not names:
         return None
-    key = (names, max(1, min(max_actions, MAX_ACTIONS)))
-    cache = domain.__dict__.setdefault("_generator_output_schemas", {})  # per domain object
-    if key not in cache:
-        schema = json_schema_for(GeneratedBlueprint)
-        schema["properties"]["actions"]["maxItems"] = key[1]
-        schema["properties"]["actions"]["items"] = tool_call_schema(
-            [domain.tool(name) for name in names],
-            reply=False,
-            max_string_chars=ACTION_STRING_CHARS,
-            max_array_items=ACTION_ARRAY_ITEMS,
-        )
-        cache[key] = schema
-    return copy.deepcopy(cache[key])
+    # one branch per tool, built once per domain object: the sampled tool sets vary, the tools do not
+    branches = domain.__dict__.setdefault("_generator_action_branches", {})
+    for name in names:
+        if name not in branches:
+            branches[name] = tool_call_schema(
+                [domain.tool(name)], reply=False, max_string_chars=ACTION_STRING_CHARS, max_array_items=ACTION_ARRAY_ITEMS
+            )["anyOf"][0]
+    schema = json_schema_for(GeneratedBlueprint)  # a fresh copy
+    schema["properties"]["actions"]["maxItems"] = max(1, min(max_actions, MAX_ACTIONS))
+    schema["properties"]["actions"]["items"] = {"anyOf": [copy.deepcopy(branches[name]) for name in names]}
+    return schema
 
 
 # ---------------------------------------------------------------------------

@@ -349,7 +349,9 @@ class ScriptedChatModel(BaseChatModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    script: Any = Field(default_factory=list)
+    script: Any = Field(default_factory=list, exclude=True, repr=False)
+    """Left out of dumps and repr: LangChain dumps the model's fields on every call (for
+    callbacks and cache keys), and a long script would cost more than the call."""
     latency: float = 0.0
     stream_chunk_chars: int | None = None
     model_name: str = "scripted"
