@@ -36,7 +36,9 @@ from apigen_mt.runner import RunObserver, ThreadOutcome, open_checkpointer, run_
 from apigen_mt.tools.contamination import guard_for
 from apigen_mt.tools.dedup import DedupIndex
 
-__all__ = ["Phase1Result", "Phase2Result", "arun_phase1", "arun_phase2", "run_phase1", "run_phase2"]
+__all__ = [
+    "Phase1Result", "Phase2Result", "arun_phase1", "arun_phase2", "phase1_result", "phase2_result", "run_phase1", "run_phase2",
+]
 
 
 @dataclass
@@ -138,18 +140,17 @@ async def arun_phase1(
         (_thread_id(f"{prefix}-{seed + i}"), {"domain": domain, "blueprint_id": f"{prefix}-{seed + i}", "seed": seed + i, "mode": mode})
         for i in range(n)
     ]
-    result = Phase1Result()
 
     async def seed_index(compiled: Any) -> None:
         if run_dir is not None:
             await _seed_index(compiled, items, index)
 
-    outcomes, result.llm = await _run_graph(
+    outcomes, llm = await _run_graph(
         build_phase1_graph(), items, config, runtime, run_dir=run_dir, concurrency=concurrency, before=seed_index,
         observer=observer,
     )
-    _collect(outcomes, result)
-    result.contamination = guard_for(domain).flags(result.blueprints)
+    result = phase1_result(outcomes, domain)
+    result.llm = llm
     return result
 
 
@@ -186,7 +187,9 @@ async def _seed_index(compiled: Any, items: Sequence[tuple[str, Any]], index: De
             index.add(values["blueprint"]["id"], values["blueprint"])
 
 
-def _collect(outcomes: Sequence[ThreadOutcome], result: Phase1Result) -> None:
+def phase1_result(outcomes: Sequence[ThreadOutcome], domain: str) -> Phase1Result:
+    """The Phase-1 result of some finished threads (all of a run, or one as it ends)."""
+    result = Phase1Result()
     for outcome in outcomes:
         blueprint_id = outcome.thread_id.split(":", 1)[1]
         if not outcome.ok:
@@ -200,6 +203,8 @@ def _collect(outcomes: Sequence[ThreadOutcome], result: Phase1Result) -> None:
             result.rejected.append({"id": blueprint_id, "rejection": values.get("rejection") or {}})
         else:
             result.errors[blueprint_id] = f"unfinished (status {values.get('status')!r})"
+    result.contamination = guard_for(domain).flags(result.blueprints)
+    return result
 
 
 def run_phase1(domain: str, n: int, **kwargs: Any) -> Phase1Result:
@@ -287,10 +292,17 @@ async def arun_phase2(
         models = chat_models(request["blueprint"]) if callable(chat_models) else chat_models
         return {"configurable": {**base, "chat_models": dict(models or {})}, "recursion_limit": 1000}
 
-    result = Phase2Result()
-    outcomes, result.llm = await _run_graph(
+    outcomes, llm = await _run_graph(
         build_phase2_graph(), items, config_for, runtime, run_dir=run_dir, concurrency=concurrency, observer=observer
     )
+    result = phase2_result(outcomes)
+    result.llm = llm
+    return result
+
+
+def phase2_result(outcomes: Sequence[ThreadOutcome]) -> Phase2Result:
+    """The Phase-2 result of some finished threads (all of a run, or one as it ends)."""
+    result = Phase2Result()
     for outcome in outcomes:
         blueprint_id = outcome.thread_id.split(":", 1)[1]
         if not outcome.ok or outcome.values.get("status") not in ("accepted", "rejected"):

@@ -38,6 +38,25 @@ __all__ = ["STORE_FILE", "RunStore", "StoreError"]
 STORE_FILE = "store.sqlite"
 
 
+TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
+    "blueprints": ({"id": str, "domain": str, "status": str, "stage": str, "rounds": int, "blueprint": str,
+                    "rejection": str, "contamination": str}, "id"),
+    "attempts": ({"blueprint_id": str, "round": int, "stage": str, "proposer": str, "reasons": str, "data": str},
+                 ("blueprint_id", "round")),
+    "reviews": ({"blueprint_id": str, "round": int, "judge": int, "correctness": int, "completeness": int,
+                 "satisfaction": int, "creativity": int, "reflection": str, "suggested_correction": str, "error": str},
+                ("blueprint_id", "round", "judge")),
+    "trajectories": ({"id": str, "blueprint_id": str, "attempt": int, "reward": float, "stop": str, "turns": int,
+                      "tool_calls": int, "user_turns": int, "duplicate": int, "data": str}, "id"),
+    "errors": ({"phase": str, "item": str, "error": str}, ("phase", "item")),
+    "llm_calls": ({"session": str, "seq": int, "phase": str, "blueprint_id": str, "role": str, "model": str, "node": str,
+                   "prompt_tokens": int, "completion_tokens": int, "latency_s": float, "retries": int, "cache_hit": int,
+                   "tokens_estimated": int, "error": str, "started_at": float}, ("session", "seq")),
+    "events": ({"session": str, "seq": int, "time": float, "kind": str, "phase": str, "data": str}, ("session", "seq")),
+}
+"""Each table's columns and primary key (the key that makes writing twice change nothing)."""
+
+
 class StoreError(RuntimeError):
     """The run directory's store cannot be read (corrupt or not a store)."""
 
@@ -64,48 +83,16 @@ class RunStore:
             ) from None
 
     def _create(self) -> None:
-        tables = set(self.db.table_names())
-        if "blueprints" not in tables:
-            self.db["blueprints"].create(
-                {"id": str, "domain": str, "status": str, "stage": str, "rounds": int, "blueprint": str, "rejection": str,
-                 "contamination": str},
-                pk="id",
-            )
-        if "attempts" not in tables:
-            self.db["attempts"].create(
-                {"blueprint_id": str, "round": int, "stage": str, "proposer": str, "reasons": str, "data": str},
-                pk=("blueprint_id", "round"),
-            )
-        if "reviews" not in tables:
-            self.db["reviews"].create(
-                {"blueprint_id": str, "round": int, "judge": int, "correctness": int, "completeness": int,
-                 "satisfaction": int, "creativity": int, "reflection": str, "suggested_correction": str, "error": str},
-                pk=("blueprint_id", "round", "judge"),
-            )
-        if "trajectories" not in tables:
-            self.db["trajectories"].create(
-                {"id": str, "blueprint_id": str, "attempt": int, "reward": float, "stop": str, "turns": int,
-                 "tool_calls": int, "user_turns": int, "duplicate": int, "data": str},
-                pk="id",
-            )
-        if "errors" not in tables:
-            self.db["errors"].create({"phase": str, "item": str, "error": str}, pk=("phase", "item"))
-        if "llm_calls" not in tables:
-            self.db["llm_calls"].create(
-                {"session": str, "seq": int, "phase": str, "blueprint_id": str, "role": str, "model": str, "node": str,
-                 "prompt_tokens": int, "completion_tokens": int, "latency_s": float, "retries": int, "cache_hit": int,
-                 "tokens_estimated": int, "error": str, "started_at": float},
-                pk=("session", "seq"),
-            )
-        if "events" not in tables:
-            self.db["events"].create(
-                {"session": str, "seq": int, "time": float, "kind": str, "phase": str, "data": str}, pk=("session", "seq")
-            )
+        for name, (columns, pk) in TABLES.items():
+            # if_not_exists: another process (`report` during a run) may create them at the same moment
+            self.db[name].create(columns, pk=pk, if_not_exists=True)
 
     # -- writing -------------------------------------------------------------------------------
 
-    def save_phase1(self, result: Any) -> None:
-        """Upsert a :class:`~apigen_mt.api.Phase1Result` (accepted, rejected, every attempt)."""
+    def save_phase1(self, result: Any, *, partial: bool = False) -> None:
+        """Upsert a :class:`~apigen_mt.api.Phase1Result` (accepted, rejected, every attempt).
+        A whole phase's result replaces the phase's errors; a ``partial`` one (some threads,
+        as they finish) replaces only its own items' errors."""
         rows, attempts = [], []
         for blueprint in result.blueprints:
             rounds = result.attempts.get(blueprint["id"], [])
@@ -135,10 +122,11 @@ class RunStore:
             self.db["attempts"].upsert_all(attempts, pk=("blueprint_id", "round"))
             if reviews:
                 self.db["reviews"].upsert_all(reviews, pk=("blueprint_id", "round", "judge"))
-            self._save_errors("phase1", result.errors)
+            self._save_errors("phase1", result.errors, [row["id"] for row in rows] if partial else None)
 
-    def save_phase2(self, result: Any) -> None:
-        """Upsert a :class:`~apigen_mt.api.Phase2Result` (verified and failed conversations)."""
+    def save_phase2(self, result: Any, *, partial: bool = False) -> None:
+        """Upsert a :class:`~apigen_mt.api.Phase2Result` (verified and failed conversations);
+        ``partial`` as in :meth:`save_phase1`."""
         rows = []
         for trajectory in [*result.trajectories, *result.failed]:
             rows.append({
@@ -149,7 +137,7 @@ class RunStore:
             })
         with self.db.conn:
             self.db["trajectories"].upsert_all(rows, pk="id")
-            self._save_errors("phase2", result.errors)
+            self._save_errors("phase2", result.errors, [row["blueprint_id"] for row in rows] if partial else None)
 
     def save_llm_calls(self, session: str, records: Sequence[Any], *, phase: str | None = None, start: int = 0) -> int:
         """Upsert call records (:class:`~apigen_mt.llm.accounting.CallRecord` or their JSON)
@@ -182,8 +170,14 @@ class RunStore:
     def events(self) -> list[dict[str, Any]]:
         return [{**row, "data": json.loads(row["data"] or "{}")} for row in self.db["events"].rows_where(order_by="time, seq")]
 
-    def _save_errors(self, phase: str, errors: dict[str, str]) -> None:
-        self.db.execute("DELETE FROM errors WHERE phase = ?", [phase])
+    def _save_errors(self, phase: str, errors: dict[str, str], finished: Sequence[str] | None = None) -> None:
+        """The phase's errors become ``errors`` (``finished`` given: only those items' rows are
+        cleared, and ``errors``' own)."""
+        if finished is None:
+            self.db.execute("DELETE FROM errors WHERE phase = ?", [phase])
+        else:
+            for item in {*finished, *errors}:
+                self.db.execute("DELETE FROM errors WHERE phase = ? AND item = ?", [phase, item])
         if errors:
             self.db["errors"].insert_all([{"phase": phase, "item": k, "error": v} for k, v in errors.items()], pk=("phase", "item"))
 

@@ -106,3 +106,30 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
         assert store.db["llm_calls"].count > 0  # the calls made before Ctrl-C are accounted for
         assert main(["resume", str(run_dir), "--no-report"]) == 0
     assert RunStore(run_dir).counts()["trajectories_accepted"] == 3
+
+
+def test_the_store_holds_each_finished_blueprint_while_the_phase_still_runs(tmp_path):
+    """A long run can be inspected (and a killed one keeps its results) before its phase ends."""
+    oracle = Oracles()
+    run_dir = tmp_path / "run"
+    with OpenAIStubServer(oracle.script(n=2), latency=0.2, max_lifetime=300) as stub:
+        child = _cli(_args(stub, run_dir, cache=True) + ["--concurrency", "1", "--no-report"])
+        deadline = time.monotonic() + 120
+        while True:
+            assert child.poll() is None and time.monotonic() < deadline, "Phase 1 ended before a blueprint was stored"
+            if (run_dir / "store.sqlite").exists():
+                store = RunStore(run_dir)
+                accepted = store.counts()["blueprints_accepted"]
+                phase1_over = any(e["kind"] == "finished" for e in store.events())
+                calls = store.db["llm_calls"].count
+                store.db.close()
+                if accepted:
+                    break
+            time.sleep(0.05)
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=60)
+        assert not phase1_over and 1 <= accepted < 3 and calls >= 2  # stored mid-phase, calls with it
+        assert RunStore(run_dir).counts()["blueprints_accepted"] == accepted  # and still there after the kill
+        assert main(["resume", str(run_dir), "--no-report"]) == 0
+    counts = RunStore(run_dir).counts()
+    assert counts["blueprints_accepted"] == 3 and counts["trajectories_accepted"] == 3 and counts["errors"] == 0

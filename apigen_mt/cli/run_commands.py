@@ -97,10 +97,10 @@ def _progress(args: argparse.Namespace, phase: int, total: int) -> Any:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from apigen_mt.api import run_phase1, run_phase2
-    from apigen_mt.call_log import CallLogWriter
+    from apigen_mt.api import phase1_result, phase2_result, run_phase1, run_phase2
     from apigen_mt.configuration import ConfigurationError, config_from_args
     from apigen_mt.export import to_openai, write_jsonl
+    from apigen_mt.live_store import LiveStoreWriter
     from apigen_mt.runner import Observers
     from apigen_mt.store import STORE_FILE, RunStore, StoreError
 
@@ -127,10 +127,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
             phase = "phase1"
             phase1 = {"max_rounds": args.max_rounds} if args.max_rounds else {}
             print(f"phase 1: {args.blueprints} blueprint requests for {args.domain} ({args.mode}) ...", flush=True)
-            with _progress(args, 1, args.blueprints) as progress, CallLogWriter(args.run_dir, f"{session}/{phase}", phase) as calls:
+            def save_phase1(live: RunStore, outcomes: Any) -> None:
+                live.save_phase1(phase1_result(outcomes, args.domain), partial=True)
+
+            with (_progress(args, 1, args.blueprints) as progress,
+                  LiveStoreWriter(args.run_dir, f"{session}/{phase}", phase, save_phase1) as live):
                 p1 = run_phase1(args.domain, args.blueprints, mode=args.mode, seed=args.seed, concurrency=args.concurrency,
                                 run_dir=args.run_dir, configuration=config, settings=phase1,
-                                observer=Observers(progress, calls))
+                                observer=Observers(progress, live))
             store.save_phase1(p1)
             kept = write_jsonl(store.accepted_blueprints(), args.run_dir / "blueprints.jsonl")
             summary = p1.summary()
@@ -145,9 +149,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
             phase = "phase2"
             blueprints = _blueprints_from(args.blueprints_file) if args.blueprints_file else store.accepted_blueprints()
             print(f"phase 2: {len(blueprints)} blueprints ...", flush=True)
-            with _progress(args, 2, len(blueprints)) as progress, CallLogWriter(args.run_dir, f"{session}/{phase}", phase) as calls:
+            def save_phase2(live: RunStore, outcomes: Any) -> None:
+                live.save_phase2(phase2_result(outcomes), partial=True)
+
+            with (_progress(args, 2, len(blueprints)) as progress,
+                  LiveStoreWriter(args.run_dir, f"{session}/{phase}", phase, save_phase2) as live):
                 p2 = run_phase2(blueprints, concurrency=args.concurrency, run_dir=args.run_dir, configuration=config,
-                                settings={"best_of_n": args.best_of_n}, observer=Observers(progress, calls))
+                                settings={"best_of_n": args.best_of_n}, observer=Observers(progress, live))
             store.save_phase2(p2)
             summary = p2.summary()
             store.add_event(session, "finished", phase="phase2", **summary)
