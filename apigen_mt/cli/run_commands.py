@@ -97,11 +97,7 @@ def _progress(args: argparse.Namespace, phase: int, total: int) -> Any:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from apigen_mt.api import phase1_result, phase2_result, run_phase1, run_phase2
     from apigen_mt.configuration import ConfigurationError, config_from_args
-    from apigen_mt.export import to_openai, write_jsonl
-    from apigen_mt.live_store import LiveStoreWriter
-    from apigen_mt.runner import Observers
     from apigen_mt.store import STORE_FILE, RunStore, StoreError
 
     if args.phase in ("1", "all") and not args.domain:
@@ -115,54 +111,20 @@ def cmd_generate(args: argparse.Namespace) -> int:
     except (ConfigurationError, StoreError, OSError) as error:
         return _error(str(error))
     settings = {k: getattr(args, k) for k in ("domain", "blueprints", "phase", "mode", "concurrency", "seed", "max_rounds", "best_of_n")}
-    argv = list(getattr(args, "argv", None) or [])
+    argv = _public_argv(list(getattr(args, "argv", None) or []))
     (args.run_dir / CONFIG_FILE).write_text(json.dumps({
-        "configuration": config.public_dict(), "generate": settings, "argv": _public_argv(argv), "cwd": os.getcwd(),
+        "configuration": config.public_dict(), "generate": settings, "argv": argv, "cwd": os.getcwd(),
     }, indent=2))
     session = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    store.add_event(session, "started", argv=_public_argv(argv))
+    store.add_event(session, "started", argv=argv)
     phase = None
     try:
         if args.phase in ("1", "all"):
             phase = "phase1"
-            phase1 = {"max_rounds": args.max_rounds} if args.max_rounds else {}
-            print(f"phase 1: {args.blueprints} blueprint requests for {args.domain} ({args.mode}) ...", flush=True)
-            def save_phase1(live: RunStore, outcomes: Any) -> None:
-                live.save_phase1(phase1_result(outcomes, args.domain), partial=True)
-
-            with (_progress(args, 1, args.blueprints) as progress,
-                  LiveStoreWriter(args.run_dir, f"{session}/{phase}", phase, save_phase1) as live):
-                p1 = run_phase1(args.domain, args.blueprints, mode=args.mode, seed=args.seed, concurrency=args.concurrency,
-                                run_dir=args.run_dir, configuration=config, settings=phase1,
-                                observer=Observers(progress, live))
-            store.save_phase1(p1)
-            kept = write_jsonl(store.accepted_blueprints(), args.run_dir / "blueprints.jsonl")
-            summary = p1.summary()
-            store.add_event(session, "finished", phase="phase1", **summary)
-            print(f"phase 1: {kept} blueprints kept, {summary['rejected']} rejected "
-                  f"(by stage: {summary['rejected_by_stage']}), {summary['errors']} unfinished", flush=True)
-            _print_errors(p1.errors)
-            if p1.contamination:
-                print(f"phase 1: {len(p1.contamination)} kept blueprint(s) look like benchmark test tasks; "
-                      "they are flagged and left out of exports", flush=True)
+            _generate_phase1(args, config, store, session)
         if args.phase in ("2", "all"):
             phase = "phase2"
-            blueprints = _blueprints_from(args.blueprints_file) if args.blueprints_file else store.accepted_blueprints()
-            print(f"phase 2: {len(blueprints)} blueprints ...", flush=True)
-            def save_phase2(live: RunStore, outcomes: Any) -> None:
-                live.save_phase2(phase2_result(outcomes), partial=True)
-
-            with (_progress(args, 2, len(blueprints)) as progress,
-                  LiveStoreWriter(args.run_dir, f"{session}/{phase}", phase, save_phase2) as live):
-                p2 = run_phase2(blueprints, concurrency=args.concurrency, run_dir=args.run_dir, configuration=config,
-                                settings={"best_of_n": args.best_of_n}, observer=Observers(progress, live))
-            store.save_phase2(p2)
-            summary = p2.summary()
-            store.add_event(session, "finished", phase="phase2", **summary)
-            count = write_jsonl((to_openai(t) for t in store.trajectories()), args.run_dir / "dataset.openai.jsonl")  # unflagged
-            print(f"phase 2: {count} verified conversations, {summary['failed_conversations']} failed "
-                  f"(by stop: {summary['failed_by_stop']}), {summary['errors']} unfinished", flush=True)
-            _print_errors(p2.errors)
+            _generate_phase2(args, config, store, session)
     except KeyboardInterrupt:
         store.add_event(session, "interrupted", phase=phase)
         print(f"\ninterrupted: finished steps are kept in {args.run_dir}; to finish the run:\n"
@@ -181,6 +143,58 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if unfinished:
         print(f"{unfinished} item(s) did not finish; after fixing the cause: apigen-mt resume {args.run_dir}")
     return 0
+
+
+def _generate_phase1(args: argparse.Namespace, config: Any, store: Any, session: str) -> None:
+    """Phase 1 with the progress display and the live store, then its files and summary."""
+    from apigen_mt.api import phase1_result, run_phase1
+    from apigen_mt.export import write_jsonl
+    from apigen_mt.live_store import LiveStoreWriter
+    from apigen_mt.runner import Observers
+
+    def save(live: Any, outcomes: Any) -> None:
+        live.save_phase1(phase1_result(outcomes, args.domain), partial=True)
+
+    settings = {"max_rounds": args.max_rounds} if args.max_rounds else {}
+    print(f"phase 1: {args.blueprints} blueprint requests for {args.domain} ({args.mode}) ...", flush=True)
+    with _progress(args, 1, args.blueprints) as progress, LiveStoreWriter(args.run_dir, f"{session}/phase1", "phase1", save) as live:
+        result = run_phase1(args.domain, args.blueprints, mode=args.mode, seed=args.seed, concurrency=args.concurrency,
+                            run_dir=args.run_dir, configuration=config, settings=settings,
+                            observer=Observers(progress, live))
+    store.save_phase1(result)
+    kept = write_jsonl(store.accepted_blueprints(), args.run_dir / "blueprints.jsonl")
+    summary = result.summary()
+    store.add_event(session, "finished", phase="phase1", **summary)
+    print(f"phase 1: {kept} blueprints kept, {summary['rejected']} rejected "
+          f"(by stage: {summary['rejected_by_stage']}), {summary['errors']} unfinished", flush=True)
+    _print_errors(result.errors)
+    if result.contamination:
+        print(f"phase 1: {len(result.contamination)} kept blueprint(s) look like benchmark test tasks; "
+              "they are flagged and left out of exports", flush=True)
+
+
+def _generate_phase2(args: argparse.Namespace, config: Any, store: Any, session: str) -> None:
+    """Phase 2 on the run's (or the given) blueprints, then the dataset file and summary."""
+    from apigen_mt.api import phase2_result, run_phase2
+    from apigen_mt.export import to_openai, write_jsonl
+    from apigen_mt.live_store import LiveStoreWriter
+    from apigen_mt.runner import Observers
+
+    def save(live: Any, outcomes: Any) -> None:
+        live.save_phase2(phase2_result(outcomes), partial=True)
+
+    blueprints = _blueprints_from(args.blueprints_file) if args.blueprints_file else store.accepted_blueprints()
+    print(f"phase 2: {len(blueprints)} blueprints ...", flush=True)
+    with _progress(args, 2, len(blueprints)) as progress, LiveStoreWriter(args.run_dir, f"{session}/phase2", "phase2", save) as live:
+        result = run_phase2(blueprints, concurrency=args.concurrency, run_dir=args.run_dir, configuration=config,
+                            settings={"best_of_n": args.best_of_n}, observer=Observers(progress, live))
+    store.save_phase2(result)
+    summary = result.summary()
+    store.add_event(session, "finished", phase="phase2", **summary)
+    count = write_jsonl((to_openai(t) for t in store.trajectories()), args.run_dir / "dataset.openai.jsonl")  # unflagged
+    print(f"phase 2: {count} verified conversations, {summary['failed_conversations']} failed "
+          f"(by stop: {summary['failed_by_stop']}), {summary['errors']} unfinished", flush=True)
+    _print_errors(result.errors)
 
 
 def _write_report(run_dir: Path) -> None:
