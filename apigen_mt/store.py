@@ -26,6 +26,7 @@ The store is written by the runner after a phase, never by graph nodes (they sta
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -36,6 +37,9 @@ import sqlite_utils
 __all__ = ["STORE_FILE", "RunStore", "StoreError"]
 
 STORE_FILE = "store.sqlite"
+BUSY_TIMEOUT = 30.0
+"""Seconds a write waits for another process's write (the run and a `report` share the file)."""
+OPEN_ATTEMPTS = 10
 
 
 TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
@@ -73,14 +77,28 @@ class RunStore:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.run_dir / STORE_FILE
         try:
-            self.db = sqlite_utils.Database(self.path)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self._create()
+            self.db = sqlite_utils.Database(sqlite3.connect(self.path, timeout=BUSY_TIMEOUT))
+            self._open()
         except Exception as error:  # sqlite3.DatabaseError and friends
             raise StoreError(
                 f"{self.path} is not a readable run store ({type(error).__name__}: {error}); "
                 "move it away to start the store afresh (checkpoints and the LLM cache are separate files)"
             ) from None
+
+    def _open(self) -> None:
+        """WAL (readers never block the writer), then the tables. Another process (a `report`
+        during a run, a second command) may be opening the same new file: switching the
+        journal mode then fails at once with "locked" instead of waiting, so it is retried."""
+        for attempt in range(OPEN_ATTEMPTS):
+            try:
+                if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    self.db.execute("PRAGMA journal_mode=WAL")
+                self._create()
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or attempt == OPEN_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     def _create(self) -> None:
         for name, (columns, pk) in TABLES.items():
