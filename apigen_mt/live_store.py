@@ -11,6 +11,7 @@ an idempotent upsert). The runner's own save at the end of a phase stays authori
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Callable, Sequence
@@ -20,6 +21,8 @@ from typing import Any
 from apigen_mt.runner import NullObserver, ThreadOutcome
 
 __all__ = ["LiveStoreWriter"]
+
+log = logging.getLogger(__name__)
 
 SaveOutcomes = Callable[[Any, Sequence[ThreadOutcome]], None]
 """``(store, outcomes)``: write some finished threads of a phase (e.g. ``save_phase1(partial=True)``)."""
@@ -36,6 +39,7 @@ class LiveStoreWriter(NullObserver):
         self.save_outcomes = save_outcomes
         self.interval = interval
         self.written_calls = 0
+        self.failed = False
         self._calls: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._outcomes: queue.SimpleQueue[ThreadOutcome] = queue.SimpleQueue()
         self._stop = threading.Event()
@@ -57,11 +61,17 @@ class LiveStoreWriter(NullObserver):
             while True:
                 stopping = self._stop.wait(self.interval)
                 calls, outcomes = _drain(self._calls), _drain(self._outcomes)
-                if calls:
-                    store.save_llm_calls(self.session, calls, phase=self.phase, start=self.written_calls)
-                    self.written_calls += len(calls)
-                if outcomes and self.save_outcomes is not None:
-                    self.save_outcomes(store, outcomes)
+                try:
+                    if calls:
+                        store.save_llm_calls(self.session, calls, phase=self.phase, start=self.written_calls)
+                        self.written_calls += len(calls)
+                    if outcomes and self.save_outcomes is not None:
+                        self.save_outcomes(store, outcomes)
+                except Exception as error:  # noqa: BLE001 - the phase's own save at its end still holds
+                    if not self.failed:
+                        log.warning("live store writes failed (%s: %s); the results are saved when the phase ends",
+                                    type(error).__name__, error)
+                    self.failed = True
                 if stopping:
                     return
         finally:

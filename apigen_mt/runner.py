@@ -89,17 +89,23 @@ class _CoalescedCommits:
     def __init__(self, connection: Any) -> None:
         self._connection = connection
         self._pending: asyncio.Task[None] | None = None
+        self._dirty = False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._connection, name)
 
     async def commit(self) -> None:
+        self._dirty = True
         if self._pending is None or self._pending.done():
-            self._pending = asyncio.ensure_future(self._commit_soon())
+            self._pending = asyncio.ensure_future(self._commit_while_dirty())
 
-    async def _commit_soon(self) -> None:
-        await asyncio.sleep(self.COMMIT_DELAY)
-        await self._connection.commit()
+    async def _commit_while_dirty(self) -> None:
+        # A write that asks for its commit while one is under way is not in that one: the
+        # flag makes the loop commit again, so no write waits for the next thread's commit.
+        while self._dirty:
+            await asyncio.sleep(self.COMMIT_DELAY)
+            self._dirty = False
+            await self._connection.commit()
 
     async def flush(self) -> None:
         """Commit everything written so far (at the end of a run, or when it is interrupted)."""
@@ -143,7 +149,7 @@ class NullObserver:
 
 
 class Observers(NullObserver):
-    """Several observers as one (e.g. the progress display and the call log)."""
+    """Several observers as one (e.g. the progress display and the live store)."""
 
     def __init__(self, *observers: RunObserver) -> None:
         self.observers = observers
@@ -190,10 +196,6 @@ async def _run_one(
     return ThreadOutcome(thread_id, dict(values), resumed=started)
 
 
-class _NotStarted(Exception):
-    """The budget ran out before this thread's turn."""
-
-
 async def run_threads(
     compiled: Any,
     items: Iterable[tuple[str, Any]],
@@ -217,20 +219,22 @@ async def run_threads(
 
     async def one(thread_id: str, request: Any) -> ThreadOutcome:
         async with gate:
-            try:
-                if stop:
-                    raise _NotStarted(stop[0])
-                item_config = config(thread_id, request) if callable(config) else config
-                outcome = await _run_one(compiled, thread_id, request, item_config, observer)
-            except _NotStarted as exc:
-                outcome = ThreadOutcome(thread_id, None, f"not started: {exc}")
-            except BudgetExceeded as exc:
-                stop.append(str(exc))
-                outcome = ThreadOutcome(thread_id, None, f"budget: {exc}")
-            except Exception as exc:  # one item's failure must not lose the others
-                outcome = ThreadOutcome(thread_id, None, f"{type(exc).__name__}: {exc}")
+            if stop:
+                outcome = ThreadOutcome(thread_id, None, f"not started: {stop[0]}")
+            else:
+                outcome = await guarded(thread_id, request)
         if observer is not None:
             observer.thread_finished(outcome)
         return outcome
+
+    async def guarded(thread_id: str, request: Any) -> ThreadOutcome:
+        try:
+            item_config = config(thread_id, request) if callable(config) else config
+            return await _run_one(compiled, thread_id, request, item_config, observer)
+        except BudgetExceeded as exc:
+            stop.append(str(exc))
+            return ThreadOutcome(thread_id, None, f"budget: {exc}")
+        except Exception as exc:  # one item's failure must not lose the others
+            return ThreadOutcome(thread_id, None, f"{type(exc).__name__}: {exc}")
 
     return list(await asyncio.gather(*(one(thread_id, request) for thread_id, request in items)))

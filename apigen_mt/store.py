@@ -179,7 +179,7 @@ class RunStore:
         return len(rows)
 
     def add_event(self, session: str, kind: str, *, phase: str | None = None, **data: Any) -> None:
-        """Append one event of ``session`` (e.g. ``phase_finished`` with its summary)."""
+        """Append one event of ``session`` (e.g. ``finished`` with a phase and its summary)."""
         seq = self.db.execute("SELECT count(*) FROM events WHERE session = ?", [session]).fetchone()[0]
         with self.db.conn:
             self.db["events"].insert({"session": session, "seq": seq, "time": time.time(), "kind": kind, "phase": phase,

@@ -66,3 +66,33 @@ def test_a_finished_thread_is_reused():
     [first], [again] = asyncio.run(scenario())
     assert first.values == again.values == {"n": 2, "status": "accepted"}
     assert again.reused and not first.reused
+
+
+class SlowCommits:
+    """A connection stand-in whose commit takes a while; records which writes each commit covered."""
+
+    def __init__(self):
+        self.written, self.committed = [], []
+
+    async def commit(self):
+        covered = list(self.written)
+        await asyncio.sleep(0.05)
+        self.committed.append(covered)
+
+
+def test_a_write_asking_for_its_commit_during_a_commit_gets_another_one():
+    from apigen_mt.runner import _CoalescedCommits
+
+    connection = SlowCommits()
+    coalesced = _CoalescedCommits(connection)
+
+    async def scenario():
+        connection.written.append("a")
+        await coalesced.commit()
+        await asyncio.sleep(0.02)  # the first commit is under way
+        connection.written.append("b")
+        await coalesced.commit()
+        await asyncio.sleep(0.2)  # no other write comes: "b" must not wait for one
+
+    asyncio.run(scenario())
+    assert connection.committed == [["a"], ["a", "b"]]
