@@ -6,13 +6,13 @@ Each role has its prompt in ``apigen_mt.prompts`` (``<role>.md``) and returns a
 ``StructuredResult``: malformed model output never raises.
 """
 
-from .feedback import FeedbackPlan, awrite_feedback, summarize_votes, write_feedback
-from .generator import GeneratedBlueprint, agenerate_blueprint, generate_blueprint, to_blueprint
-from .recombiner import CombinedInstruction, arecombine_instructions, combined_blueprint, recombine_instructions
-from .reviewer import Review, areview_blueprint, review_blueprint
-from .assistant import aassistant_step, assistant_step
-from .simulated_user import STOP_TOKEN, UserTurn, anext_user_message, auser_candidates, is_stop, next_user_message, user_candidates
-from .user_critic import CandidateScores, CriticVerdict, ascore_candidates, score_candidates
+from .feedback import FeedbackPlan, awrite_feedback, summarize_votes
+from .generator import GeneratedBlueprint, agenerate_blueprint, to_blueprint
+from .recombiner import CombinedInstruction, arecombine_instructions, combined_blueprint
+from .reviewer import Review, areview_blueprint
+from .assistant import aassistant_step
+from .simulated_user import STOP_TOKEN, UserTurn, anext_user_message, auser_candidates, is_stop
+from .user_critic import CandidateScores, CriticVerdict, ascore_candidates
 
 __all__ = [
     # Phase 1
@@ -25,12 +25,8 @@ __all__ = [
     "arecombine_instructions",
     "awrite_feedback",
     "combined_blueprint",
-    "generate_blueprint",
-    "recombine_instructions",
-    "review_blueprint",
     "summarize_votes",
     "to_blueprint",
-    "write_feedback",
     # Phase 2
     "STOP_TOKEN",
     "CandidateScores",
@@ -39,10 +35,6 @@ __all__ = [
     "aassistant_step",
     "anext_user_message",
     "ascore_candidates",
-    "assistant_step",
     "auser_candidates",
     "is_stop",
-    "next_user_message",
-    "score_candidates",
-    "user_candidates",
 ]

@@ -1,6 +1,6 @@
 """The assistant under test in phase 2: the domain policy as system prompt, the domain tools.
 
-    reply = assistant_step(model, domain, history)              # one model call (or a repair)
+    reply = await aassistant_step(model, domain, history)       # one model call (or a repair)
     if reply.tool_calls:        ...execute them, append ToolMessages, call again
     elif tool_calling_failure(reply): ...typed failure (reply.invalid_tool_calls says what)
     else:                       ...reply.content is a message to the user
@@ -37,7 +37,6 @@ from apigen_mt.prompts import render_prompt
 __all__ = [
     "AssistantMode",
     "assistant_messages",
-    "assistant_step",
     "assistant_system_prompt",
     "aassistant_step",
     "resolve_mode",
@@ -52,17 +51,14 @@ def assistant_system_prompt(domain: Any, *, prompts_dir: str | Path | None = Non
 
 
 def resolve_mode(model: Any, mode: AssistantMode = "auto") -> AssistantMode:
-    """``mode``, with ``"auto"`` replaced by a managed model's configured tool-calling mode."""
+    """``mode``, with ``"auto"`` replaced by a managed model's configured tool-calling mode
+    (which may be ``auto`` too: then the tool-calling layer decides per model)."""
     if mode != "auto":
         return mode
-    try:
-        from apigen_mt.llm.factory import managed_info
-    except ImportError:  # pragma: no cover - the factory ships with the package
-        return "auto"
+    from apigen_mt.llm.factory import managed_info
+
     info = managed_info(model)
-    if info is not None and info.tool_calling in ("native", "json_schema"):
-        return info.tool_calling  # type: ignore[return-value]
-    return "auto"
+    return info.tool_calling if info is not None else "auto"  # type: ignore[return-value]
 
 
 def assistant_messages(
@@ -120,25 +116,6 @@ def _prepare(model: Runnable, domain: Any, history: Any, mode: AssistantMode, pr
     return agent, effective, assistant_messages(domain, history, mode=effective, prompts_dir=prompts_dir)
 
 
-def assistant_step(
-    model: Runnable,
-    domain: Any,
-    history: Any,
-    *,
-    mode: AssistantMode = "auto",
-    prompts_dir: str | Path | None = None,
-    max_tokens: int | None = None,
-    config: RunnableConfig | None = None,
-) -> AIMessage:
-    """The assistant's next message: tool calls, a reply to the user, or a typed failure."""
-    agent, effective, messages = _prepare(model, domain, history, mode, prompts_dir, max_tokens)
-    try:
-        reply = agent.invoke(messages, config)
-    except OUTPUT_ERRORS as exc:
-        return _exception_reply(exc)
-    return _checked(reply, effective)
-
-
 async def aassistant_step(
     model: Runnable,
     domain: Any,
@@ -149,7 +126,7 @@ async def aassistant_step(
     max_tokens: int | None = None,
     config: RunnableConfig | None = None,
 ) -> AIMessage:
-    """Async :func:`assistant_step`."""
+    """The assistant's next message: tool calls, a reply to the user, or a typed failure."""
     agent, effective, messages = _prepare(model, domain, history, mode, prompts_dir, max_tokens)
     try:
         reply = await agent.ainvoke(messages, config)

@@ -3,7 +3,7 @@
 ::
 
     votes = summarize_votes(reviews)                      # deterministic majority per metric
-    result = write_feedback(model, blueprint, checks=[validation_result], reviews=reviews)
+    result = await awrite_feedback(model, blueprint, checks=[validation_result], reviews=reviews)
     if result.ok:
         feedback_history.append(result.value.render())    # next generator round sees it
 """
@@ -18,7 +18,7 @@ from langchain_core.messages import BaseMessage, HumanMessage
 from pydantic import BaseModel, Field
 
 from apigen_mt.blueprint import Blueprint
-from apigen_mt.llm.structured import ShortStr, StructuredResult, astructured_call, bounded, structured_call
+from apigen_mt.llm.structured import ShortStr, StructuredResult, astructured_call, bounded
 from apigen_mt.prompts import render_prompt
 
 from .generator import NONE, as_json, bullet_list
@@ -30,7 +30,6 @@ __all__ = [
     "feedback_messages",
     "render_votes",
     "summarize_votes",
-    "write_feedback",
 ]
 
 
@@ -146,7 +145,7 @@ def feedback_messages(
     return [HumanMessage(content=text)]
 
 
-def write_feedback(
+async def awrite_feedback(
     model: Any,
     blueprint: Blueprint | Mapping[str, Any] | None = None,
     *,
@@ -158,20 +157,6 @@ def write_feedback(
     """Feedback for a failed blueprint. ``checks``: failing stage-1 results (a
     ``ValidationResult``, ``{"stage", "reasons"}`` mappings or ``(stage, reasons)`` pairs,
     one or a list); ``reviews``: the committee's reviews. ``call_kwargs`` go to
-    ``structured_call``."""
-    messages = feedback_messages(blueprint, checks=checks, reviews=reviews, prompts_dir=prompts_dir)
-    return structured_call(model, FeedbackPlan, messages, **call_kwargs)
-
-
-async def awrite_feedback(
-    model: Any,
-    blueprint: Blueprint | Mapping[str, Any] | None = None,
-    *,
-    checks: Any = None,
-    reviews: Sequence[Review | Mapping[str, Any]] = (),
-    prompts_dir: str | Path | None = None,
-    **call_kwargs: Any,
-) -> StructuredResult[FeedbackPlan]:
-    """Async :func:`write_feedback`."""
+    ``astructured_call``."""
     messages = feedback_messages(blueprint, checks=checks, reviews=reviews, prompts_dir=prompts_dir)
     return await astructured_call(model, FeedbackPlan, messages, **call_kwargs)

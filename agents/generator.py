@@ -2,7 +2,7 @@
 
 Pure functions over a chat model; the Phase-1 graph calls them::
 
-    result = generate_blueprint(model, domain, sample_context(domain, seed), feedback)
+    result = await agenerate_blueprint(model, domain, sample_context(domain, seed), feedback)
     if result.ok:
         blueprint = to_blueprint(result.value, domain, "bp-1")   # -> stage-1 checks
 
@@ -30,7 +30,6 @@ from apigen_mt.llm.structured import (
     astructured_call,
     bounded,
     json_schema_for,
-    structured_call,
 )
 from apigen_mt.llm.tool_calling import tool_call_schema
 from apigen_mt.prompts import render_prompt
@@ -39,7 +38,6 @@ __all__ = [
     "GeneratedAction",
     "GeneratedBlueprint",
     "agenerate_blueprint",
-    "generate_blueprint",
     "generator_messages",
     "generator_output_schema",
     "to_blueprint",
@@ -198,26 +196,6 @@ def generator_messages(
     return [HumanMessage(content=text)]
 
 
-def generate_blueprint(
-    model: Any,
-    domain: Domain,
-    context: Mapping[str, Any],
-    feedback: Sequence[str] = (),
-    *,
-    prompts_dir: str | Path | None = None,
-    max_actions: int = MAX_ACTIONS,
-    **call_kwargs: Any,
-) -> StructuredResult[GeneratedBlueprint]:
-    """Ask ``model`` for one blueprint. ``call_kwargs`` go to ``structured_call``
-    (``max_tokens``, ``config``, ``method``, ``repair``); the output schema is
-    :func:`generator_output_schema` of the context's tools, with ``max_actions``."""
-    messages = generator_messages(domain, context, feedback, prompts_dir=prompts_dir, max_actions=max_actions)
-    call_kwargs.setdefault(
-        "output_schema", generator_output_schema(domain, context.get("tools") or [], max_actions=max_actions)
-    )
-    return structured_call(model, GeneratedBlueprint, messages, **call_kwargs)
-
-
 async def agenerate_blueprint(
     model: Any,
     domain: Domain,
@@ -228,7 +206,9 @@ async def agenerate_blueprint(
     max_actions: int = MAX_ACTIONS,
     **call_kwargs: Any,
 ) -> StructuredResult[GeneratedBlueprint]:
-    """Async :func:`generate_blueprint`."""
+    """Ask ``model`` for one blueprint. ``call_kwargs`` go to ``astructured_call``
+    (``max_tokens``, ``config``, ``method``, ``repair``); the output schema is
+    :func:`generator_output_schema` of the context's tools, with ``max_actions``."""
     messages = generator_messages(domain, context, feedback, prompts_dir=prompts_dir, max_actions=max_actions)
     call_kwargs.setdefault(
         "output_schema", generator_output_schema(domain, context.get("tools") or [], max_actions=max_actions)

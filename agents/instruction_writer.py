@@ -17,12 +17,12 @@ from pydantic import BaseModel, Field
 
 from apigen_mt.blueprint import Action, Blueprint
 from apigen_mt.domains.base import Domain
-from apigen_mt.llm.structured import MediumStr, ShortStr, StructuredResult, astructured_call, bounded, structured_call
+from apigen_mt.llm.structured import MediumStr, ShortStr, StructuredResult, astructured_call, bounded
 from apigen_mt.prompts import render_prompt
 
 from .generator import MAX_OUTPUTS, NONE, THOUGHT_CHARS, as_json, feedback_text, persona_text, tool_catalog
 
-__all__ = ["WrittenInstruction", "awrite_instruction", "instruction_writer_messages", "to_grounded_blueprint", "write_instruction"]
+__all__ = ["WrittenInstruction", "awrite_instruction", "instruction_writer_messages", "to_grounded_blueprint"]
 
 OBSERVATION_CHARS = 1200
 
@@ -72,22 +72,6 @@ def instruction_writer_messages(
     return [HumanMessage(content=text)]
 
 
-def write_instruction(
-    model: Any,
-    domain: Domain,
-    context: Mapping[str, Any],
-    actions: Sequence[Mapping[str, Any]],
-    observations: Sequence[str] = (),
-    feedback: Sequence[str] = (),
-    *,
-    prompts_dir: str | Path | None = None,
-    **call_kwargs: Any,
-) -> StructuredResult[WrittenInstruction]:
-    """q and o_gt for ``actions``; ``call_kwargs`` go to ``structured_call``."""
-    messages = instruction_writer_messages(domain, context, actions, observations, feedback, prompts_dir=prompts_dir)
-    return structured_call(model, WrittenInstruction, messages, **call_kwargs)
-
-
 async def awrite_instruction(
     model: Any,
     domain: Domain,
@@ -99,7 +83,7 @@ async def awrite_instruction(
     prompts_dir: str | Path | None = None,
     **call_kwargs: Any,
 ) -> StructuredResult[WrittenInstruction]:
-    """Async :func:`write_instruction`."""
+    """q and o_gt for ``actions``; ``call_kwargs`` go to ``astructured_call``."""
     messages = instruction_writer_messages(domain, context, actions, observations, feedback, prompts_dir=prompts_dir)
     return await astructured_call(model, WrittenInstruction, messages, **call_kwargs)
 

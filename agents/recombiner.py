@@ -3,7 +3,7 @@
 The actions and outputs are merged deterministically (concatenated in order; repeated
 identical calls and outputs kept once); the LLM only writes the combined instruction::
 
-    result = recombine_instructions(model, domain, [bp1, bp2])
+    result = await arecombine_instructions(model, domain, [bp1, bp2])
     if result.ok:
         combined = combined_blueprint(result.value, domain, [bp1, bp2], "bp-1+bp-2")
         # -> policy check, then the committee again
@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from apigen_mt.blueprint import Action, Blueprint
 from apigen_mt.domains.base import Domain
-from apigen_mt.llm.structured import StructuredResult, astructured_call, bounded, structured_call
+from apigen_mt.llm.structured import StructuredResult, astructured_call, bounded
 from apigen_mt.prompts import render_prompt
 
 from .generator import as_json, bullet_list, feedback_text
@@ -32,7 +32,6 @@ __all__ = [
     "arecombine_instructions",
     "combined_blueprint",
     "merge_parts",
-    "recombine_instructions",
     "recombiner_messages",
 ]
 
@@ -94,20 +93,6 @@ def recombiner_messages(
     return [HumanMessage(content=text)]
 
 
-def recombine_instructions(
-    model: Any,
-    domain: Domain,
-    blueprints: Sequence[Blueprint | Mapping[str, Any]],
-    feedback: Sequence[str] = (),
-    *,
-    prompts_dir: str | Path | None = None,
-    **call_kwargs: Any,
-) -> StructuredResult[CombinedInstruction]:
-    """The combined instruction; ``call_kwargs`` go to ``structured_call``."""
-    messages = recombiner_messages(domain, blueprints, feedback, prompts_dir=prompts_dir)
-    return structured_call(model, CombinedInstruction, messages, **call_kwargs)
-
-
 async def arecombine_instructions(
     model: Any,
     domain: Domain,
@@ -117,7 +102,7 @@ async def arecombine_instructions(
     prompts_dir: str | Path | None = None,
     **call_kwargs: Any,
 ) -> StructuredResult[CombinedInstruction]:
-    """Async :func:`recombine_instructions`."""
+    """The combined instruction; ``call_kwargs`` go to ``astructured_call``."""
     messages = recombiner_messages(domain, blueprints, feedback, prompts_dir=prompts_dir)
     return await astructured_call(model, CombinedInstruction, messages, **call_kwargs)
 

@@ -3,7 +3,7 @@
 The committee runs K reviewers (possibly different models) in parallel and takes a
 majority vote per metric (see :func:`apigen_mt.agents.feedback.summarize_votes`)::
 
-    result = review_blueprint(model, domain, blueprint, diff.render())
+    result = await areview_blueprint(model, domain, blueprint, diff.render())
     if result.ok:
         review = result.value        # correctness, completeness, satisfaction, creativity
 """
@@ -19,12 +19,12 @@ from pydantic import BaseModel, Field
 
 from apigen_mt.blueprint import Blueprint, blueprint_json
 from apigen_mt.domains.base import Domain
-from apigen_mt.llm.structured import StructuredResult, astructured_call, bounded, structured_call
+from apigen_mt.llm.structured import StructuredResult, astructured_call, bounded
 from apigen_mt.prompts import render_prompt
 
 from .generator import NONE, as_json, bullet_list, tool_catalog
 
-__all__ = ["METRICS", "Review", "areview_blueprint", "review_blueprint", "reviewer_messages"]
+__all__ = ["METRICS", "Review", "areview_blueprint", "reviewer_messages"]
 
 METRICS = ("correctness", "completeness", "satisfaction", "creativity")
 
@@ -75,20 +75,6 @@ def reviewer_messages(
     return [HumanMessage(content=text)]
 
 
-def review_blueprint(
-    model: Any,
-    domain: Domain,
-    blueprint: Blueprint | Mapping[str, Any],
-    diff_text: str,
-    *,
-    prompts_dir: str | Path | None = None,
-    **call_kwargs: Any,
-) -> StructuredResult[Review]:
-    """One judge's review; ``call_kwargs`` go to ``structured_call``."""
-    messages = reviewer_messages(domain, blueprint, diff_text, prompts_dir=prompts_dir)
-    return structured_call(model, Review, messages, **call_kwargs)
-
-
 async def areview_blueprint(
     model: Any,
     domain: Domain,
@@ -98,6 +84,6 @@ async def areview_blueprint(
     prompts_dir: str | Path | None = None,
     **call_kwargs: Any,
 ) -> StructuredResult[Review]:
-    """Async :func:`review_blueprint`."""
+    """One judge's review; ``call_kwargs`` go to ``astructured_call``."""
     messages = reviewer_messages(domain, blueprint, diff_text, prompts_dir=prompts_dir)
     return await astructured_call(model, Review, messages, **call_kwargs)

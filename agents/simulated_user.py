@@ -1,6 +1,6 @@
 """The simulated human of phase 2: best-of-N user turns chosen by a critic.
 
-    turn = next_user_message(user_model, critic_model, blueprint.instruction, history, n=4)
+    turn = await anext_user_message(user_model, critic_model, blueprint.instruction, history, n=4)
     if turn.stop:                       # the simulator said STOP_TOKEN: the conversation ends
         ...
     history.append(HumanMessage(turn.message))
@@ -44,8 +44,6 @@ __all__ = [
     "auser_candidates",
     "clean_candidate",
     "is_stop",
-    "next_user_message",
-    "user_candidates",
     "user_messages",
     "user_view",
     "visible_turns",
@@ -173,29 +171,6 @@ def _bound(model: Runnable, max_tokens: int | None) -> Runnable:
     return model.bind(max_tokens=capped_max_tokens(model, max_tokens, DEFAULT_USER_MAX_TOKENS))
 
 
-def user_candidates(
-    model: Runnable,
-    instruction: str,
-    history: Any,
-    n: int,
-    *,
-    persona: Any = None,
-    prompts_dir: str | Path | None = None,
-    max_tokens: int | None = None,
-    config: RunnableConfig | None = None,
-) -> list[str]:
-    """``n`` sampled next user messages (raw text, in call order; ``""`` for a sample with no text).
-
-    The samples run in parallel (``model.batch``). Output errors (refusal, content filter)
-    give ``""``; transport errors raise.
-    """
-    if n < 1:
-        raise ValueError(f"n must be at least 1, got {n}")
-    messages = user_messages(instruction, history, persona=persona, prompts_dir=prompts_dir)
-    replies = _bound(model, max_tokens).batch([messages] * n, config, return_exceptions=True)
-    return [_reply_text(reply) for reply in replies]
-
-
 async def auser_candidates(
     model: Runnable,
     instruction: str,
@@ -207,7 +182,9 @@ async def auser_candidates(
     max_tokens: int | None = None,
     config: RunnableConfig | None = None,
 ) -> list[str]:
-    """Async :func:`user_candidates` (the ``n`` calls run concurrently with ``asyncio.gather``)."""
+    """``n`` sampled next user messages (raw text, in call order; ``""`` for a sample with no
+    text), sampled concurrently. Output errors (refusal, content filter) give ``""``;
+    transport errors raise."""
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     messages = user_messages(instruction, history, persona=persona, prompts_dir=prompts_dir)
@@ -291,34 +268,6 @@ def _from_verdict(valid: list[str], dropped: int, verdict: Any) -> UserTurn:
     )
 
 
-def next_user_message(
-    user_model: Runnable,
-    critic_model: Runnable | None,
-    instruction: str,
-    history: Any,
-    n: int = 4,
-    *,
-    persona: Any = None,
-    prompts_dir: str | Path | None = None,
-    max_tokens: int | None = None,
-    config: RunnableConfig | None = None,
-) -> UserTurn:
-    """The next user message: ``n`` candidates, the critic picks (see the module docstring)."""
-    from apigen_mt.agents.user_critic import score_candidates
-
-    raw = user_candidates(
-        user_model, instruction, history, n, persona=persona, prompts_dir=prompts_dir, max_tokens=max_tokens, config=config
-    )
-    valid, dropped = _valid(raw)
-    early = _without_critic(valid, dropped)
-    if early is not None:
-        return early
-    if critic_model is None:
-        raise ValueError("next_user_message needs a critic_model when n > 1")
-    verdict = score_candidates(critic_model, instruction, history, valid, prompts_dir=prompts_dir, config=config)
-    return _from_verdict(valid, dropped, verdict)
-
-
 async def anext_user_message(
     user_model: Runnable,
     critic_model: Runnable | None,
@@ -331,7 +280,7 @@ async def anext_user_message(
     max_tokens: int | None = None,
     config: RunnableConfig | None = None,
 ) -> UserTurn:
-    """Async :func:`next_user_message`."""
+    """The next user message: ``n`` candidates, the critic picks (see the module docstring)."""
     from apigen_mt.agents.user_critic import ascore_candidates
 
     raw = await auser_candidates(

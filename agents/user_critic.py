@@ -1,6 +1,6 @@
 """The critic of the best-of-N simulated user: scores candidate user turns for fidelity to q.
 
-    verdict = score_candidates(critic_model, instruction, history, ["I want to return...", ...])
+    verdict = await ascore_candidates(critic_model, instruction, history, ["I want to return...", ...])
     if verdict.ok:
         best = candidates[verdict.best_index]     # highest score; ties -> lowest index
     else:
@@ -9,7 +9,7 @@
 Each candidate gets an integer 0-10 for: revealing the instruction gradually, inventing
 nothing, sounding natural, and stopping (``###STOP###``) exactly when the task is done or
 impossible. The output is :class:`CandidateScores`, narrowed per call to exactly one entry
-per candidate (:func:`scores_schema`; bounded, so constrained decoding always closes it), through :func:`~apigen_mt.llm.structured.structured_call` (one repair turn, then
+per candidate (:func:`scores_schema`; bounded, so constrained decoding always closes it), through :func:`~apigen_mt.llm.structured.astructured_call` (one repair turn, then
 a typed failure). Entries naming a candidate that does not exist, and repeated entries, are
 ignored; a candidate with no entry has no score (and cannot be chosen). Malformed output
 never raises.
@@ -35,7 +35,6 @@ from apigen_mt.llm.structured import (
     StructuredResult,
     astructured_call,
     bounded,
-    structured_call,
 )
 from apigen_mt.prompts import render_prompt
 
@@ -48,7 +47,6 @@ __all__ = [
     "ascore_candidates",
     "critic_messages",
     "scores_schema",
-    "score_candidates",
     "verdict_from",
 ]
 
@@ -168,27 +166,9 @@ def verdict_from(result: StructuredResult[CandidateScores], count: int) -> Criti
 
 def _check(candidates: Sequence[str]) -> None:
     if not candidates:
-        raise ValueError("score_candidates needs at least one candidate")
+        raise ValueError("ascore_candidates needs at least one candidate")
     if len(candidates) > MAX_CANDIDATES:
         raise ValueError(f"at most {MAX_CANDIDATES} candidates per critic call, got {len(candidates)}")
-
-
-def score_candidates(
-    model: Runnable,
-    instruction: str,
-    history: Any,
-    candidates: Sequence[str],
-    *,
-    prompts_dir: str | Path | None = None,
-    method: Method = "json_schema",
-    max_tokens: int | None = CRITIC_MAX_TOKENS,
-    config: RunnableConfig | None = None,
-) -> CriticVerdict:
-    """Score ``candidates`` (next user messages) against ``instruction``; never raises on bad output."""
-    _check(candidates)
-    messages = critic_messages(instruction, history, candidates, prompts_dir=prompts_dir)
-    result = structured_call(model, scores_schema(len(candidates)), messages, method=method, max_tokens=max_tokens, config=config)
-    return verdict_from(result, len(candidates))
 
 
 async def ascore_candidates(
@@ -202,7 +182,7 @@ async def ascore_candidates(
     max_tokens: int | None = CRITIC_MAX_TOKENS,
     config: RunnableConfig | None = None,
 ) -> CriticVerdict:
-    """Async :func:`score_candidates`."""
+    """Score ``candidates`` (next user messages) against ``instruction``; never raises on bad output."""
     _check(candidates)
     messages = critic_messages(instruction, history, candidates, prompts_dir=prompts_dir)
     result = await astructured_call(model, scores_schema(len(candidates)), messages, method=method, max_tokens=max_tokens, config=config)

@@ -30,6 +30,7 @@ from typing import Any
 from apigen_mt.blueprint import blueprint_json
 from apigen_mt.configuration import Configuration
 from apigen_mt.domains.registry import get_domain
+from apigen_mt.graphs.context import RunContext
 from apigen_mt.llm.accounting import CallRecorder
 from apigen_mt.llm.factory import LLMRuntime
 from apigen_mt.runner import RunObserver, ThreadOutcome, open_checkpointer, run_threads
@@ -125,16 +126,8 @@ async def arun_phase1(
         configuration, model, run_dir, chat_models, {"generator", "reviewers", "feedback"}, observer
     )
     index = DedupIndex(threshold=phase1.dedup_threshold)
-    config = {
-        "configurable": {
-            "apigen_mt": configuration,
-            "llm_runtime": runtime,
-            "phase1": phase1,
-            "chat_models": dict(chat_models or {}),
-            "dedup_index": index,
-        },
-        "recursion_limit": 200,
-    }
+    config = {"configurable": {"apigen_mt": configuration, "phase1": phase1}, "recursion_limit": 200}
+    context = RunContext(llm=runtime, dedup_index=index, chat_models=dict(chat_models or {}))
     prefix = id_prefix or domain
     items = [
         (_thread_id(f"{prefix}-{seed + i}"), {"domain": domain, "blueprint_id": f"{prefix}-{seed + i}", "seed": seed + i, "mode": mode})
@@ -146,8 +139,8 @@ async def arun_phase1(
             await _seed_index(compiled, items, index)
 
     outcomes, llm = await _run_graph(
-        build_phase1_graph(), items, config, runtime, run_dir=run_dir, concurrency=concurrency, before=seed_index,
-        observer=observer,
+        build_phase1_graph(), items, config, context, runtime, run_dir=run_dir, concurrency=concurrency,
+        before=seed_index, observer=observer,
     )
     result = phase1_result(outcomes, domain)
     result.llm = llm
@@ -158,6 +151,7 @@ async def _run_graph(
     builder: Any,
     items: Sequence[tuple[str, Any]],
     config: Any,
+    context: Any,
     runtime: LLMRuntime,
     *,
     run_dir: str | Path | None,
@@ -166,16 +160,19 @@ async def _run_graph(
     observer: RunObserver | None = None,
 ) -> tuple[list[ThreadOutcome], dict[str, Any]]:
     """Compile ``builder`` with the run's checkpointer (``before`` sees the compiled graph),
-    run the items, close the runtime; returns the outcomes and the runtime's LLM report."""
+    run the items, close the runtime (its HTTP clients on this loop); returns the outcomes and
+    the runtime's LLM report."""
     try:
         async with open_checkpointer(run_dir) as saver:
             compiled = builder.compile(checkpointer=saver)
             if before is not None:
                 await before(compiled)
-            outcomes = await run_threads(compiled, items, config, concurrency=concurrency, observer=observer)
+            outcomes = await run_threads(
+                compiled, items, config, context=context, concurrency=concurrency, observer=observer
+            )
             return outcomes, runtime.report()
     finally:
-        runtime.close()
+        await runtime.aclose()
 
 
 async def _seed_index(compiled: Any, items: Sequence[tuple[str, Any]], index: DedupIndex) -> None:
@@ -286,14 +283,17 @@ async def arun_phase2(
     phase2 = Phase2Settings.model_validate(dict(settings or {})) if not isinstance(settings, Phase2Settings) else settings
     roles = {"user", "assistant"} | ({"user_critic"} if phase2.best_of_n > 1 else set())
     configuration, runtime = await _open_runtime(configuration, model, run_dir, chat_models, roles, observer)
-    base = {"apigen_mt": configuration, "llm_runtime": runtime, "phase2": phase2}
+    config = {"configurable": {"apigen_mt": configuration, "phase2": phase2}, "recursion_limit": 1000}
+    shared = RunContext(llm=runtime, chat_models=dict(chat_models or {})) if not callable(chat_models) else None
 
-    def config_for(thread_id: str, request: Mapping[str, Any]) -> dict[str, Any]:
-        models = chat_models(request["blueprint"]) if callable(chat_models) else chat_models
-        return {"configurable": {**base, "chat_models": dict(models or {})}, "recursion_limit": 1000}
+    def context_for(thread_id: str, request: Mapping[str, Any]) -> RunContext:
+        if shared is not None:
+            return shared
+        return RunContext(llm=runtime, chat_models=dict(chat_models(request["blueprint"]) or {}))
 
     outcomes, llm = await _run_graph(
-        build_phase2_graph(), items, config_for, runtime, run_dir=run_dir, concurrency=concurrency, observer=observer
+        build_phase2_graph(), items, config, context_for, runtime, run_dir=run_dir, concurrency=concurrency,
+        observer=observer,
     )
     result = phase2_result(outcomes)
     result.llm = llm

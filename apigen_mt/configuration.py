@@ -342,12 +342,14 @@ class ModelSpec(BaseModel):
         return KNOWN_PROVIDERS.get(self.provider)
 
     @property
-    def effective_tool_calling(self) -> Literal["native", "json_schema"]:
-        """``auto`` resolved: the embedded SmolLM2's chat template has no tool support, so
-        its tool calls go through JSON-schema-constrained output; everything else is native."""
-        if self.tool_calling != "auto":
-            return self.tool_calling
-        return "json_schema" if self.is_local else "native"
+    def effective_tool_calling(self) -> Literal["auto", "native", "json_schema"]:
+        """The mode a model's tool calls start from. ``auto`` on the embedded model is
+        ``json_schema`` (SmolLM2's chat template has no tool support: known before any call);
+        any other ``auto`` stays ``auto``, for the tool-calling layer to settle per model (by
+        its name, then by how its endpoint answers a tools request)."""
+        if self.tool_calling == "auto" and self.is_local:
+            return "json_schema"
+        return self.tool_calling
 
     def cache_enabled(self, globally: bool = True) -> bool:
         """Whether replies of this spec are cached: never when the cache is off; else the
@@ -457,6 +459,11 @@ class Configuration(BaseModel):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     run_dir: Path = Path("runs")
     sources: tuple[str, ...] = Field(("defaults",), description="where the values came from, in order")
+    templates: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="the every-role ('all') and every-reviewer ('reviewers_all') settings of the sources so far: "
+        "a later layer (a runnable config's flat keys) builds a new committee on them, as load() would",
+    )
 
     @property
     def cache_path(self) -> Path:
@@ -807,8 +814,9 @@ def _build(layers: Iterable[tuple[str, dict[str, Any]]], base: Configuration | N
         cache = base.cache.model_dump()
         run_dir = base.run_dir
         sources = list(base.sources)
-    all_acc: dict[str, Any] = {}
-    reviewers_all_acc: dict[str, Any] = {}
+    templates = base.templates if base is not None else {}
+    all_acc: dict[str, Any] = dict(templates.get("all", {}))
+    reviewers_all_acc: dict[str, Any] = dict(templates.get("reviewers_all", {}))
     try:
         for source, layer in layers:
             sources.append(source)
@@ -838,6 +846,7 @@ def _build(layers: Iterable[tuple[str, dict[str, Any]]], base: Configuration | N
             "cache": cache,
             "run_dir": run_dir,
             "sources": tuple(sources),
+            "templates": {"all": all_acc, "reviewers_all": reviewers_all_acc},
         })
     except ValidationError as error:
         raise ConfigurationError(_explain(error, f"configuration (sources: {', '.join(sources)})")) from None

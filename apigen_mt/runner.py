@@ -7,7 +7,7 @@ unfinished nodes run again), and errors that stop one item, not the run.
 
     async with open_checkpointer(run_dir) as saver:
         compiled = build_phase1_graph().compile(checkpointer=saver)
-        outcomes = await run_threads(compiled, items, config, concurrency=8)
+        outcomes = await run_threads(compiled, items, config, context=RunContext(...), concurrency=8)
 
 Each item is ``(thread_id, input)``. A thread that already finished is not run again: its
 final state is returned as is, so a re-run of the same items costs nothing.
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -172,7 +172,8 @@ class Observers(NullObserver):
 
 
 async def _run_one(
-    compiled: Any, thread_id: str, request: Any, config: RunnableConfig | Mapping[str, Any] | None, observer: RunObserver | None
+    compiled: Any, thread_id: str, request: Any, config: RunnableConfig | Mapping[str, Any] | None, context: Any,
+    observer: RunObserver | None,
 ) -> ThreadOutcome:
     cfg = thread_config(config, thread_id)
     snapshot = await compiled.aget_state(cfg) if compiled.checkpointer is not None else None
@@ -183,11 +184,13 @@ async def _run_one(
         return ThreadOutcome(thread_id, dict(snapshot.values), reused=True)
     payload = None if started else request
     if observer is None:
-        values = await compiled.ainvoke(payload, cfg, durability=DURABILITY)
+        values = await compiled.ainvoke(payload, cfg, context=context, durability=DURABILITY)
         return ThreadOutcome(thread_id, dict(values), resumed=started)
     observer.thread_started(thread_id, resumed=started)
     values = {}
-    async for mode, data in compiled.astream(payload, cfg, stream_mode=["updates", "values"], durability=DURABILITY):
+    async for mode, data in compiled.astream(
+        payload, cfg, context=context, stream_mode=["updates", "values"], durability=DURABILITY
+    ):
         if mode == "values":
             values = data
             continue
@@ -199,8 +202,9 @@ async def _run_one(
 async def run_threads(
     compiled: Any,
     items: Iterable[tuple[str, Any]],
-    config: RunnableConfig | Mapping[str, Any] | Callable[[str, Any], Mapping[str, Any]] | None = None,
+    config: RunnableConfig | Mapping[str, Any] | None = None,
     *,
+    context: Any = None,
     concurrency: int = 8,
     observer: RunObserver | None = None,
 ) -> list[ThreadOutcome]:
@@ -209,8 +213,9 @@ async def run_threads(
     An exception in a thread becomes that thread's ``error`` and the others go on; once
     the LLM budget is spent, threads not yet started are not started (their outcome says
     so) and can be resumed later with a larger budget. ``observer`` sees threads start and
-    end and every node they finish (e.g. a progress display). ``config`` may be a
-    function ``(thread_id, input) -> config`` when items need their own (e.g. models).
+    end and every node they finish (e.g. a progress display). ``context`` is the graphs'
+    runtime context (live objects: see :mod:`apigen_mt.graphs.context`), or a function
+    ``(thread_id, input) -> context`` when items need their own (e.g. models per blueprint).
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, not {concurrency}")
@@ -229,8 +234,8 @@ async def run_threads(
 
     async def guarded(thread_id: str, request: Any) -> ThreadOutcome:
         try:
-            item_config = config(thread_id, request) if callable(config) else config
-            return await _run_one(compiled, thread_id, request, item_config, observer)
+            item_context = context(thread_id, request) if callable(context) else context
+            return await _run_one(compiled, thread_id, request, config, item_context, observer)
         except BudgetExceeded as exc:
             stop.append(str(exc))
             return ThreadOutcome(thread_id, None, f"budget: {exc}")

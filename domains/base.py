@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from langchain_core.utils.function_calling import convert_to_openai_tool
+
 if TYPE_CHECKING:  # pragma: no cover
     from apigen_mt.tools.executor import ExecutionTrace
 
@@ -42,14 +44,8 @@ class ToolSpec:
 
     def openai_schema(self) -> dict[str, Any]:
         """The tool in OpenAI function-calling form."""
-        return {
-            "type": "function",
-            "function": {
-                "name": self.name,
-                "description": self.description,
-                "parameters": copy.deepcopy(dict(self.parameters)),
-            },
-        }
+        parameters = copy.deepcopy(dict(self.parameters))
+        return convert_to_openai_tool({"name": self.name, "description": self.description, "parameters": parameters})
 
 
 class ToolError(Exception):

@@ -12,7 +12,8 @@ committee and feedback nodes live in :mod:`apigen_mt.graphs.verification`.
 
 The module-level ``graph`` has no checkpointer (what ``langgraph dev`` needs); the runner
 compiles :func:`build_phase1_graph` with one. Input: ``{"domain", "blueprint_id", "seed",
-"mode"}``; settings from ``configurable["phase1"]`` (see :mod:`.settings`).
+"mode"}``; settings from ``configurable["phase1"]`` (see :mod:`.settings`); models, the LLM
+runtime and the dedup index from the run's context (:class:`~.context.RunContext`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import START, StateGraph
+from langgraph.runtime import Runtime
 
 from apigen_mt.agents.generator import MAX_ACTIONS, agenerate_blueprint, to_blueprint
 from apigen_mt.agents.instruction_writer import awrite_instruction, to_grounded_blueprint
@@ -32,8 +34,8 @@ from apigen_mt.tools.grounded_walk import grounded_walk
 from apigen_mt.tools.samplers.context import sample_context
 
 from . import verification as v
-from .models import arole_model
-from .settings import Phase1Settings, generator_is_compact
+from .context import RunContext, run_context
+from .settings import Phase1Settings
 from .state import Phase1State
 
 __all__ = ["build_phase1_graph", "graph"]
@@ -57,7 +59,7 @@ def _clean_walk(domain: Any, seed: int, tries: int) -> dict[str, Any] | None:
     return None
 
 
-def prepare(state: Phase1State, config: RunnableConfig) -> dict[str, Any]:
+def prepare(state: Phase1State, config: RunnableConfig, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Sample the context; resolve the proposer (a grounded request without a clean walk
     falls back to ``llm`` and says so in the context)."""
     settings = Phase1Settings.from_config(config)
@@ -68,7 +70,7 @@ def prepare(state: Phase1State, config: RunnableConfig) -> dict[str, Any]:
     if mode == "mixed":
         mode = "grounded" if _rng(state.seed, "mode").random() < settings.grounded_ratio else "llm"
     walk = _clean_walk(domain, state.seed, settings.walk_tries) if mode == "grounded" else None
-    compact = generator_is_compact(config)
+    compact = run_context(runtime).generator_is_compact(config)
     sampler = settings.sampler_for(compact)
     context = sample_context(domain, _rng(state.seed, "context"), sampler, user_id=(walk or {}).get("user_id"))
     if mode == "grounded" and walk is None:
@@ -77,12 +79,14 @@ def prepare(state: Phase1State, config: RunnableConfig) -> dict[str, Any]:
     return {"context": context, "walk": walk, "proposer": mode, "max_actions": settings.actions_for(compact)}
 
 
-async def propose(state: Phase1State, config: RunnableConfig) -> dict[str, Any]:
+async def propose(state: Phase1State, config: RunnableConfig, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """One round's proposal: the generator's (llm) or the instruction writer's over the walk."""
     settings = Phase1Settings.from_config(config)
+    context = run_context(runtime)
     domain = get_domain(state.domain)
     round_ = state.round + 1
-    model = await arole_model(config, "generator")
+    limits = await v.round_limits(settings, context, config, state.domain)
+    model = await context.amodel(config, "generator")
     trace = v.trace_config(config, {"blueprint_id": state.blueprint_id, "round": round_}, "phase1", "generator")
     extra = {"user_id": state.context.get("user_id")} if state.context.get("user_id") else {}
     if state.proposer == "grounded":
@@ -101,13 +105,13 @@ async def propose(state: Phase1State, config: RunnableConfig) -> dict[str, Any]:
         make = lambda value: to_blueprint(value, domain, state.blueprint_id, **extra)  # noqa: E731
     if not result.ok:
         failure = {"stage": "generation", "passed": False, "reasons": [result.error], "diff": None}
-        return {"round": round_, "proposal": None, "check": failure}
-    return {"round": round_, "proposal": make(result.value).to_json(), "check": None}
+        return {"round": round_, "proposal": None, "check": failure, **limits}
+    return {"round": round_, "proposal": make(result.value).to_json(), "check": None, **limits}
 
 
 def build_phase1_graph() -> StateGraph:
     """The uncompiled graph (compile it with or without a checkpointer)."""
-    builder = StateGraph(Phase1State)
+    builder = StateGraph(Phase1State, context_schema=RunContext)
     builder.add_node("prepare", prepare)
     builder.add_node("propose", propose)
     v.add_verification(builder, proposer="propose")

@@ -14,7 +14,11 @@ environment and compares states and outputs (the foundation's verifier); only a
 conversation the user ended, with reward 1, is accepted. Every conversation, failed or
 not, is kept in ``trajectories`` with its reasons (preference pairs for later training).
 
-Input: ``{"blueprint": {...}}``; settings from ``configurable["phase2"]``.
+Each node decides what its step means for the conversation (``stop``, ``retry``) with the
+settings it read; the routers only read the state.
+
+Input: ``{"blueprint": {...}}``; settings from ``configurable["phase2"]``; models and the LLM
+runtime from the run's context (:class:`~.context.RunContext`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from langchain_core.messages import AIMessage, HumanMessage, RemoveMessage, Tool
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import REMOVE_ALL_MESSAGES
+from langgraph.runtime import Runtime
 
 from apigen_mt.agents.assistant import aassistant_step, assistant_system_prompt
 from apigen_mt.agents.simulated_user import anext_user_message
@@ -37,7 +42,7 @@ from apigen_mt.tools.executor import run_call
 from apigen_mt.tools.state_diff import canonical_json
 from apigen_mt.tools.verifier import verify
 
-from .models import arole_model
+from .context import RunContext, run_context
 from .settings import Phase2Settings
 from .state import Phase2State
 
@@ -61,17 +66,16 @@ def _spoken(messages: list[Any]) -> list[Any]:
     ]
 
 
-def detect_stop(state: Phase2State, settings: Phase2Settings) -> str | None:
-    """Why the current conversation must end now, or None."""
-    if state.stop:
-        return state.stop
-    if len(_spoken(state.messages)) >= settings.max_turns:
+def detect_stop(messages: list[Any], tool_steps: int, settings: Phase2Settings) -> str | None:
+    """Why a conversation of these ``messages``, ``tool_steps`` tool rounds after the
+    assistant last spoke, must end now; None when it goes on."""
+    if len(_spoken(messages)) >= settings.max_turns:
         return "max_turns"
-    if state.tool_steps >= settings.max_tool_steps:
+    if tool_steps >= settings.max_tool_steps:
         return "max_tool_steps"
     window = settings.loop_window
     for kind in (AIMessage, HumanMessage):
-        last = [_signature(m) for m in state.messages if isinstance(m, kind)][-window:]
+        last = [_signature(m) for m in messages if isinstance(m, kind)][-window:]
         if len(last) == window and len(set(last)) == 1:
             return "loop"
     return None
@@ -89,16 +93,18 @@ def start_attempt(state: Phase2State) -> dict[str, Any]:
         "user_turns": [],
         "tool_steps": 0,
         "stop": None,
+        "retry": False,
     }
 
 
-async def user_turn(state: Phase2State, config: RunnableConfig) -> dict[str, Any]:
+async def user_turn(state: Phase2State, config: RunnableConfig, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """The simulated user's next message (best-of-N with the critic)."""
     settings = Phase2Settings.from_config(config)
+    context = run_context(runtime)
     n = settings.best_of_n
     turn = await anext_user_message(
-        await arole_model(config, "user"),
-        await arole_model(config, "user_critic") if n > 1 else None,
+        await context.amodel(config, "user"),
+        await context.amodel(config, "user_critic") if n > 1 else None,
         state.blueprint["instruction"],
         state.messages,
         n,
@@ -106,23 +112,24 @@ async def user_turn(state: Phase2State, config: RunnableConfig) -> dict[str, Any
         prompts_dir=settings.prompts_dir,
         config=_trace(config, state, "user"),
     )
-    record = turn.to_dict()
-    update: dict[str, Any] = {"user_turns": [*state.user_turns, record], "tool_steps": 0}
+    update: dict[str, Any] = {"user_turns": [*state.user_turns, turn.to_dict()], "tool_steps": 0}
     if not turn.ok:
         update["stop"] = "user_error"
     elif turn.stop:
         update["stop"] = "user_stop"
     else:
-        update["messages"] = [HumanMessage(content=turn.message)]
+        message = HumanMessage(content=turn.message)
+        update["messages"] = [message]
+        update["stop"] = detect_stop([*state.messages, message], 0, settings)
     return update
 
 
-async def assistant_turn(state: Phase2State, config: RunnableConfig) -> dict[str, Any]:
+async def assistant_turn(state: Phase2State, config: RunnableConfig, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """The agent under test: a reply to the user or tool calls."""
     settings = Phase2Settings.from_config(config)
     domain = get_domain(state.blueprint["domain"])
     reply = await aassistant_step(
-        await arole_model(config, "assistant"),
+        await run_context(runtime).amodel(config, "assistant"),
         domain,
         state.messages,
         mode=settings.assistant_mode,
@@ -132,10 +139,10 @@ async def assistant_turn(state: Phase2State, config: RunnableConfig) -> dict[str
     failure = tool_calling_failure(reply)
     if failure is not None:
         return {"stop": "assistant_error", "user_turns": [*state.user_turns, {"assistant_error": failure}]}
-    return {"messages": [reply]}
+    return {"messages": [reply], "stop": detect_stop([*state.messages, reply], state.tool_steps, settings)}
 
 
-def tools(state: Phase2State) -> dict[str, Any]:
+def tools(state: Phase2State, config: RunnableConfig) -> dict[str, Any]:
     """Execute the assistant's calls on the environment rebuilt from this conversation's calls."""
     domain = get_domain(state.blueprint["domain"])
     env = domain.new_env()
@@ -147,7 +154,9 @@ def tools(state: Phase2State) -> dict[str, Any]:
         executed = run_call(env, len(state.calls) + offset, tool_call["name"], tool_call.get("args") or {})
         messages.append(ToolMessage(content=executed.render(), tool_call_id=tool_call["id"], name=tool_call["name"]))
         calls.append({"name": tool_call["name"], "arguments": tool_call.get("args") or {}, "ok": executed.ok, "error": executed.error})
-    return {"messages": messages, "calls": [*state.calls, *calls], "tool_steps": state.tool_steps + 1}
+    steps = state.tool_steps + 1
+    stop = detect_stop([*state.messages, *messages], steps, Phase2Settings.from_config(config))
+    return {"messages": messages, "calls": [*state.calls, *calls], "tool_steps": steps, "stop": stop}
 
 
 def trajectory_record(state: Phase2State, stop: str, verdict: Any, *, prompts_dir: str | None = None) -> dict[str, Any]:
@@ -180,9 +189,10 @@ def trajectory_record(state: Phase2State, stop: str, verdict: Any, *, prompts_di
 
 
 def verify_conversation(state: Phase2State, config: RunnableConfig) -> dict[str, Any]:
-    """Reward 1 iff the final state equals replaying a_gt and every o_gt was said."""
+    """Reward 1 iff the final state equals replaying a_gt and every o_gt was said; and
+    whether another conversation follows (attempts left, no success yet or more wanted)."""
     settings = Phase2Settings.from_config(config)
-    stop = detect_stop(state, settings) or "ended"
+    stop = state.stop or "ended"
     domain = get_domain(state.blueprint["domain"])
     said = [message_text(m) for m in state.messages if isinstance(m, AIMessage)]
     verdict = verify(domain, state.blueprint, state.calls, said)
@@ -191,7 +201,9 @@ def verify_conversation(state: Phase2State, config: RunnableConfig) -> dict[str,
         fingerprint = json.dumps(record["messages"][1:], sort_keys=True, default=str)
         earlier = {json.dumps(t["messages"][1:], sort_keys=True, default=str) for t in state.trajectories if t["reward"] == 1.0 and not t.get("duplicate")}
         record["duplicate"] = fingerprint in earlier
-    return {"trajectories": [record], "stop": stop}
+    succeeded = any(t["reward"] == 1.0 for t in [*state.trajectories, record])
+    retry = not (succeeded and settings.stop_on_success) and state.attempt < settings.max_attempts
+    return {"trajectories": [record], "stop": stop, "retry": retry}
 
 
 def finish(state: Phase2State) -> dict[str, Any]:
@@ -199,35 +211,31 @@ def finish(state: Phase2State) -> dict[str, Any]:
     return {"status": "accepted" if kept else "rejected"}
 
 
-# -- routing -----------------------------------------------------------------------------------
+# -- routing: the state only (the nodes before decided) -----------------------------------------
 
 
-def after_user(state: Phase2State, config: RunnableConfig) -> str:
-    return "verify" if detect_stop(state, Phase2Settings.from_config(config)) else "assistant_turn"
+def after_user(state: Phase2State) -> str:
+    return "verify" if state.stop else "assistant_turn"
 
 
-def after_assistant(state: Phase2State, config: RunnableConfig) -> str:
-    if detect_stop(state, Phase2Settings.from_config(config)):
+def after_assistant(state: Phase2State) -> str:
+    if state.stop:
         return "verify"
     last = state.messages[-1] if state.messages else None
     return "tools" if isinstance(last, AIMessage) and last.tool_calls else "user_turn"
 
 
-def after_tools(state: Phase2State, config: RunnableConfig) -> str:
-    return "verify" if detect_stop(state, Phase2Settings.from_config(config)) else "assistant_turn"
+def after_tools(state: Phase2State) -> str:
+    return "verify" if state.stop else "assistant_turn"
 
 
-def after_verify(state: Phase2State, config: RunnableConfig) -> str:
-    settings = Phase2Settings.from_config(config)
-    succeeded = any(t["reward"] == 1.0 for t in state.trajectories)
-    if (succeeded and settings.stop_on_success) or state.attempt >= settings.max_attempts:
-        return "finish"
-    return "start_attempt"
+def after_verify(state: Phase2State) -> str:
+    return "start_attempt" if state.retry else "finish"
 
 
 def build_phase2_graph() -> StateGraph:
     """The uncompiled graph (compile it with or without a checkpointer)."""
-    builder = StateGraph(Phase2State)
+    builder = StateGraph(Phase2State, context_schema=RunContext)
     builder.add_node("start_attempt", start_attempt)
     builder.add_node("user_turn", user_turn)
     builder.add_node("assistant_turn", assistant_turn)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from langgraph.graph import END, START, StateGraph
 
 from .phase1 import build_phase1_graph
+from .context import RunContext
 from .phase2 import build_phase2_graph
 from .state import PipelineState
 
@@ -25,7 +26,7 @@ def after_phase1(state: PipelineState) -> str:
 
 
 def build_pipeline_graph() -> StateGraph:
-    builder = StateGraph(PipelineState)
+    builder = StateGraph(PipelineState, context_schema=RunContext)
     builder.add_node("phase1", build_phase1_graph().compile())
     builder.add_node("phase2", build_phase2_graph().compile())
     builder.add_edge(START, "phase1")

@@ -17,20 +17,21 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import START, StateGraph
+from langgraph.runtime import Runtime
 
 from apigen_mt.agents.recombiner import arecombine_instructions, combined_blueprint
 from apigen_mt.domains.registry import get_domain
 from apigen_mt.tools.user_groups import user_of
 
 from . import verification as v
-from .models import arole_model
+from .context import RunContext, run_context
 from .settings import Phase1Settings
 from .state import RecombineState
 
 __all__ = ["build_recombine_graph", "graph"]
 
 
-async def recombine(state: RecombineState, config: RunnableConfig) -> dict[str, Any]:
+async def recombine(state: RecombineState, config: RunnableConfig, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """One round: the recombiner's instruction over the merged actions and outputs."""
     if len(state.sources) < 2:
         raise ValueError(f"recombination needs at least two blueprints of one user, got {len(state.sources)}")
@@ -38,23 +39,25 @@ async def recombine(state: RecombineState, config: RunnableConfig) -> dict[str, 
     if len(users) != 1 or None in users:
         raise ValueError(f"recombination needs blueprints of one known user, got users {sorted(map(str, users))}")
     settings = Phase1Settings.from_config(config)
+    context = run_context(runtime)
     domain = get_domain(state.domain)
     round_ = state.round + 1
+    limits = await v.round_limits(settings, context, config, state.domain)
     trace = v.trace_config(config, {"blueprint_id": state.blueprint_id, "round": round_}, "recombine", "recombiner")
     result = await arecombine_instructions(
-        await arole_model(config, "recombiner"), domain, state.sources, state.feedback,
+        await context.amodel(config, "recombiner"), domain, state.sources, state.feedback,
         prompts_dir=settings.prompts_dir, config=trace,
     )
     if not result.ok:
         failure = {"stage": "generation", "passed": False, "reasons": [result.error], "diff": None}
-        return {"round": round_, "proposal": None, "check": failure}
+        return {"round": round_, "proposal": None, "check": failure, **limits}
     blueprint = combined_blueprint(result.value, domain, state.sources, state.blueprint_id, user_id=users.pop())
-    return {"round": round_, "proposal": blueprint.to_json(), "check": None}
+    return {"round": round_, "proposal": blueprint.to_json(), "check": None, **limits}
 
 
 def build_recombine_graph() -> StateGraph:
     """The uncompiled graph (compile it with or without a checkpointer)."""
-    builder = StateGraph(RecombineState)
+    builder = StateGraph(RecombineState, context_schema=RunContext)
     builder.add_node("recombine", recombine)
     v.add_verification(builder, proposer="recombine")
     builder.add_edge(START, "recombine")

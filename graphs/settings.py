@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from apigen_mt.configuration import Configuration, ConfigurationError
+from apigen_mt.configuration import ConfigurationError
 
 __all__ = ["COMPACT_SAMPLER", "DEFAULT_ROUNDS", "METRICS", "Phase1Settings", "Phase2Settings"]
 
@@ -117,11 +117,3 @@ def _settings_from_config(cls: type[BaseModel], config: Mapping[str, Any] | None
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         raise ConfigurationError(f"{key} settings: {problems}") from None
-
-
-def generator_is_compact(config: Mapping[str, Any] | None) -> bool:
-    """Whether the generator is the embedded small-window model (and no test double replaces it)."""
-    configurable = (config or {}).get("configurable") or {}
-    if "generator" in (configurable.get("chat_models") or {}):
-        return False
-    return Configuration.from_runnable_config(config).spec("generator").is_local

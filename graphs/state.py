@@ -56,6 +56,12 @@ class BlueprintState:
     rejection: dict[str, Any] | None = None
     """Why the blueprint was given up: the last round's stage and reasons."""
 
+    max_rounds: int = 1
+    """Rounds this blueprint may take (written by the proposer each round, from the settings)."""
+
+    committee_size: int = 1
+    """Judges of this round's review (written by the proposer, from the settings and the models)."""
+
 
 @dataclass(kw_only=True)
 class Phase1State(BlueprintState):
@@ -125,7 +131,11 @@ class Phase2State:
     """Tool rounds since the assistant last spoke to the user."""
 
     stop: str | None = None
-    """Why the current conversation ended: user_stop, max_turns, loop, user_error, assistant_error, max_tool_steps."""
+    """Why the current conversation ended: user_stop, max_turns, loop, user_error, assistant_error, max_tool_steps
+    (written by the node whose step ended it)."""
+
+    retry: bool = False
+    """Written by ``verify``: whether another conversation follows this one."""
 
     trajectories: Annotated[list[dict[str, Any]], operator.add] = field(default_factory=list)
     """Every finished conversation with its reward and reasons (successes and failures)."""

@@ -7,8 +7,11 @@
 Stage-1 checks are the foundation's deterministic ones (``apigen_mt.tools.checks``); a
 failing check skips the committee. Judges that return no valid review abstain. Duplicate
 detection uses a :class:`~apigen_mt.tools.dedup.DedupIndex` the runner shares between
-threads through ``configurable["dedup_index"]`` (without one, a run has no memory of
-other blueprints and only the runner's final pass removes duplicates).
+threads through the run's context (``RunContext.dedup_index``; without one, a run has no
+memory of other blueprints and only the runner's final pass removes duplicates).
+
+The proposer node writes the round's limits into the state (:func:`round_limits`), so the
+routers read the state only.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, StateGraph
+from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from apigen_mt.agents.feedback import awrite_feedback, summarize_votes
@@ -29,7 +33,7 @@ from apigen_mt.tools.checks.format import format_errors
 from apigen_mt.tools.checks.policy import policy_violations
 from apigen_mt.tools.state_diff import StateDiff
 
-from .models import arole_model, configured_reviewers
+from .context import RunContext, run_context
 from .settings import Phase1Settings
 from .state import BlueprintState, ReviewTask
 
@@ -46,6 +50,7 @@ __all__ = [
     "review",
     "route_after_aggregate",
     "route_after_check",
+    "round_limits",
     "route_to_committee",
     "trace_config",
 ]
@@ -64,6 +69,14 @@ def trace_config(config: RunnableConfig, state: BlueprintState | Mapping[str, An
 
 def phase_of(state: BlueprintState) -> str:
     return "recombine" if hasattr(state, "sources") else "phase1"
+
+
+async def round_limits(settings: Phase1Settings, context: RunContext, config: RunnableConfig, domain: str) -> dict[str, int]:
+    """What the routers of a round need, decided by its proposer: rounds allowed, judges."""
+    return {
+        "max_rounds": settings.rounds_for(domain),
+        "committee_size": settings.committee_for(await context.areviewer_count(config)),
+    }
 
 
 # -- stage 1: deterministic checks ------------------------------------------------------------
@@ -93,10 +106,10 @@ def policy_check(state: BlueprintState) -> dict[str, Any]:
     return {"check": _check("policy", reasons, (state.check or {}).get("diff"))}
 
 
-def dedup_check(state: BlueprintState, config: RunnableConfig) -> dict[str, Any]:
+def dedup_check(state: BlueprintState, config: RunnableConfig, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Same actions on the same entities, or a near-identical instruction, as a kept blueprint."""
     settings = Phase1Settings.from_config(config)
-    index = (config.get("configurable") or {}).get("dedup_index")
+    index = run_context(runtime).dedup_index
     diff = (state.check or {}).get("diff")
     if not settings.dedup or index is None:
         return {"check": _check("dedup", [], diff)}
@@ -107,28 +120,26 @@ def dedup_check(state: BlueprintState, config: RunnableConfig) -> dict[str, Any]
 def route_after_check(next_node: str):
     """A router: on to ``next_node`` if the check passed, else feedback or give up."""
 
-    def route(state: BlueprintState, config: RunnableConfig) -> str:
+    def route(state: BlueprintState) -> str:
         if state.check is not None and state.check.get("passed"):
             return next_node
-        return _failure_route(state, config)
+        return _failure_route(state)
 
     route.__name__ = f"route_to_{next_node}"
     return route
 
 
-def _failure_route(state: BlueprintState, config: RunnableConfig) -> str:
-    settings = Phase1Settings.from_config(config)
-    return "feedback" if state.round < settings.rounds_for(state.domain) else "give_up"
+def _failure_route(state: BlueprintState) -> str:
+    return "feedback" if state.round < state.max_rounds else "give_up"
 
 
 # -- stage 2: the committee --------------------------------------------------------------------
 
 
-def route_to_committee(state: BlueprintState, config: RunnableConfig) -> list[Send] | str:
+def route_to_committee(state: BlueprintState) -> list[Send] | str:
     """One ``Send`` per judge after a passed dedup check (else feedback / give up)."""
     if not (state.check or {}).get("passed"):
-        return _failure_route(state, config)
-    size = Phase1Settings.from_config(config).committee_for(configured_reviewers(config))
+        return _failure_route(state)
     diff = (state.check or {}).get("diff") or ""
     return [
         Send(
@@ -138,14 +149,14 @@ def route_to_committee(state: BlueprintState, config: RunnableConfig) -> list[Se
                 diff=diff, blueprint_id=state.blueprint_id, phase=phase_of(state),
             ),
         )
-        for judge in range(size)
+        for judge in range(state.committee_size)
     ]
 
 
-async def review(task: ReviewTask, config: RunnableConfig) -> dict[str, Any]:
+async def review(task: ReviewTask, config: RunnableConfig, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """One judge's scores; an invalid review is kept as an abstention with its error."""
     settings = Phase1Settings.from_config(config)
-    model = await arole_model(config, "reviewers", task["judge"])
+    model = await run_context(runtime).amodel(config, "reviewers", task["judge"])
     result = await areview_blueprint(
         model,
         get_domain(task["domain"]),
@@ -188,10 +199,10 @@ def aggregate(state: BlueprintState, config: RunnableConfig) -> dict[str, Any]:
     return {"check": check}
 
 
-def route_after_aggregate(state: BlueprintState, config: RunnableConfig) -> str:
+def route_after_aggregate(state: BlueprintState) -> str:
     if (state.check or {}).get("passed"):
         return "accept"
-    return _failure_route(state, config)
+    return _failure_route(state)
 
 
 # -- endings and the feedback loop -------------------------------------------------------------
@@ -213,11 +224,11 @@ def _attempt(state: BlueprintState, **extra: Any) -> dict[str, Any]:
     return record
 
 
-def accept(state: BlueprintState, config: RunnableConfig) -> dict[str, Any]:
+def accept(state: BlueprintState, config: RunnableConfig, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Keep the blueprint. With a shared dedup index the blueprint is claimed there first:
     another thread may have kept a duplicate since this one's dedup check."""
     settings = Phase1Settings.from_config(config)
-    index = (config.get("configurable") or {}).get("dedup_index")
+    index = run_context(runtime).dedup_index
     blueprint = {**state.proposal, "id": state.blueprint_id}
     if settings.dedup and index is not None:
         match = index.claim(state.blueprint_id, blueprint)
@@ -241,14 +252,14 @@ def _fallback_feedback(state: BlueprintState) -> str:
     return "\n".join(lines)
 
 
-async def feedback(state: BlueprintState, config: RunnableConfig) -> dict[str, Any]:
+async def feedback(state: BlueprintState, config: RunnableConfig, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """The feedback LLM turns the failing check or the judges' votes into a plan; it goes
     into the proposer's next prompt (Reflexion style). If it fails, the reasons go as is."""
     settings = Phase1Settings.from_config(config)
     check = state.check or {}
     this_round = [e["review"] for e in state.reviews if e.get("round") == state.round and e.get("review")]
     result = await awrite_feedback(
-        await arole_model(config, "feedback"),
+        await run_context(runtime).amodel(config, "feedback"),
         state.proposal,
         checks=None if check.get("stage") == "committee" else check,
         reviews=this_round if check.get("stage") == "committee" else (),

@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from phase1_oracle import PLAN, YES, oracle_generator_reply  # noqa: E402
 
+from apigen_mt.graphs.context import RunContext  # noqa: E402
 from apigen_mt.graphs.phase1 import build_phase1_graph  # noqa: E402
 from apigen_mt.runner import open_checkpointer, run_threads  # noqa: E402
 from apigen_mt.testing import ScriptedChatModel  # noqa: E402
@@ -42,13 +43,13 @@ def main() -> None:
         "reviewers": [ScriptedChatModel([logged(f"judge{i}", YES, slow and i == 2)] * 3) for i in range(3)],
         "feedback": ScriptedChatModel([logged("feedback", PLAN)] * 3),
     }
-    config = {"configurable": {"chat_models": models}}
+    context = RunContext(chat_models=models)
 
     async def go():
         async with open_checkpointer(run_dir) as saver:
             compiled = build_phase1_graph().compile(checkpointer=saver)
             request = {"domain": "retail", "blueprint_id": "bp-7", "seed": 7}
-            [outcome] = await run_threads(compiled, [("phase1:bp-7", request)], config)
+            [outcome] = await run_threads(compiled, [("phase1:bp-7", request)], {}, context=context)
         print(json.dumps({"ok": outcome.ok, "resumed": outcome.resumed, "error": outcome.error,
                           "status": (outcome.values or {}).get("status"),
                           "blueprint": (outcome.values or {}).get("blueprint")}))

@@ -24,14 +24,10 @@ from apigen_mt.agents import (
     areview_blueprint,
     awrite_feedback,
     combined_blueprint,
-    generate_blueprint,
-    recombine_instructions,
-    review_blueprint,
     summarize_votes,
     to_blueprint,
-    write_feedback,
 )
-from apigen_mt.agents.instruction_writer import WrittenInstruction, write_instruction
+from apigen_mt.agents.instruction_writer import WrittenInstruction, awrite_instruction
 from apigen_mt.agents.generator import as_json, generator_messages, generator_output_schema
 from apigen_mt.agents.recombiner import merge_parts
 from apigen_mt.blueprint import Blueprint
@@ -103,27 +99,27 @@ def _roles(retail, context):
             GeneratedBlueprint,
             GOOD_BP,
             ({**GOOD_BP, "actions": "none"}, "actions"),
-            lambda model: generate_blueprint(model, retail, context, ["earlier feedback"]),
+            lambda model: asyncio.run(agenerate_blueprint(model, retail, context, ["earlier feedback"])),
         ),
         "reviewer": (
             Review,
             GOOD_REVIEW,
             ({**GOOD_REVIEW, "correctness": 5}, "correctness"),
-            lambda model: review_blueprint(model, retail, BLUEPRINTS[1], "users['x'].email: 'a' -> 'b'"),
+            lambda model: asyncio.run(areview_blueprint(model, retail, BLUEPRINTS[1], "users['x'].email: 'a' -> 'b'")),
         ),
         "feedback": (
             FeedbackPlan,
             GOOD_PLAN,
             ({"agreed_issues": ["x"]}, "summary"),
-            lambda model: write_feedback(
+            lambda model: asyncio.run(awrite_feedback(
                 model, BLUEPRINTS[0], checks=[{"stage": "execution", "reasons": ["order not found"]}], reviews=[GOOD_REVIEW]
-            ),
+            )),
         ),
         "recombiner": (
             CombinedInstruction,
             GOOD_COMBINED,
             ({"thought": "no instruction"}, "instruction"),
-            lambda model: recombine_instructions(model, retail, BLUEPRINTS),
+            lambda model: asyncio.run(arecombine_instructions(model, retail, BLUEPRINTS)),
         ),
     }
 
@@ -207,7 +203,7 @@ def test_generator_prompt_shows_the_context_and_the_feedback(retail, full_contex
 
 def test_generator_output_schema_offers_only_the_sampled_tools_with_their_arguments(retail, full_context):
     model = ScriptedChatModel([json.dumps(GOOD_BP)])
-    result = generate_blueprint(model, retail, full_context, max_actions=3)
+    result = asyncio.run(agenerate_blueprint(model, retail, full_context, max_actions=3))
     assert result.ok
     sent = model.calls[0].kwargs["response_format"]["json_schema"]["schema"]
     actions = sent["properties"]["actions"]
@@ -271,7 +267,7 @@ def test_feedback_prompt_shows_checks_votes_and_reflections(retail):
     reviews = [GOOD_REVIEW, {**GOOD_REVIEW, "correctness": 0, "reflection": "Wrong order.", "suggested_correction": "Use #W1."}]
     failed = validate_blueprint(retail, {**BLUEPRINTS[0].to_json(), "actions": [{"name": "nope", "arguments": {}}]})
     model = ScriptedChatModel([GOOD_PLAN])
-    result = write_feedback(model, BLUEPRINTS[0], checks=failed, reviews=reviews)
+    result = asyncio.run(awrite_feedback(model, BLUEPRINTS[0], checks=failed, reviews=reviews))
     assert result.ok
     text = model.calls[0].messages[0].content
     assert "stage execution" in text and failed.reasons[0] in text
@@ -286,7 +282,7 @@ def test_recombination_merges_actions_and_outputs(retail):
     assert [a["name"] for a in merged["actions"]] == ["find_user_id_by_name_zip", "get_user_details"]  # shared look-up once
     assert merged["outputs"] == ["mia.moore8091@example.com", "200 Oak Street"]
     model = ScriptedChatModel([GOOD_COMBINED])
-    result = recombine_instructions(model, retail, BLUEPRINTS)
+    result = asyncio.run(arecombine_instructions(model, retail, BLUEPRINTS))
     text = model.calls[0].messages[0].content
     assert all(b.instruction in text for b in BLUEPRINTS) and "get_user_details" in text
     combined = combined_blueprint(result.value, retail, BLUEPRINTS, "a+b")
@@ -327,28 +323,31 @@ def test_all_roles_against_the_embedded_model(retail, capsys):
         assert isinstance(result.value, schema)
         schema.model_validate(result.value.model_dump())
 
-    try:
+    async def every_role() -> None:  # one event loop: the model's connections belong to it
         t = time.perf_counter()
-        generated = generate_blueprint(model, retail, context, max_actions=3)
+        generated = await agenerate_blueprint(model, retail, context, max_actions=3)
         check("generator", generated, GeneratedBlueprint, t)
 
         t = time.perf_counter()
-        reviewed = review_blueprint(model, retail, BLUEPRINTS[1], "(no change to the database)")
+        reviewed = await areview_blueprint(model, retail, BLUEPRINTS[1], "(no change to the database)")
         check("reviewer", reviewed, Review, t)
 
         t = time.perf_counter()
         reviews = [reviewed.value] if reviewed.ok else [GOOD_REVIEW]
-        feedback = write_feedback(model, BLUEPRINTS[1], checks=[("policy", ["user not authenticated"])], reviews=reviews)
+        feedback = await awrite_feedback(model, BLUEPRINTS[1], checks=[("policy", ["user not authenticated"])], reviews=reviews)
         check("feedback", feedback, FeedbackPlan, t)
 
         t = time.perf_counter()
-        combined = recombine_instructions(model, retail, BLUEPRINTS)
+        combined = await arecombine_instructions(model, retail, BLUEPRINTS)
         check("recombiner", combined, CombinedInstruction, t)
 
         t = time.perf_counter()
         actions = [a.model_dump() for a in BLUEPRINTS[0].actions]
-        written = write_instruction(model, retail, context, actions, ['"mia_moore_8366"'])
+        written = await awrite_instruction(model, retail, context, actions, ['"mia_moore_8366"'])
         check("instruction_writer", written, WrittenInstruction, t)
+
+    try:
+        asyncio.run(every_role())
     finally:
         get_embedded_server().stop()
     with capsys.disabled():

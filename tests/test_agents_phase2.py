@@ -15,22 +15,21 @@ from fake_shop import POLICY, ShopDomain
 from langchain_core.exceptions import OutputParserException
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
-from apigen_mt.agents.assistant import aassistant_step, assistant_messages, assistant_step
+from apigen_mt.agents.assistant import aassistant_step, assistant_messages
 from apigen_mt.agents.simulated_user import (
     OPENING_GREETING,
     STOP_TOKEN,
     UserTurn,
     anext_user_message,
+    auser_candidates,
     clean_candidate,
     is_stop,
-    next_user_message,
-    user_candidates,
     user_view,
 )
 from apigen_mt.agents.user_critic import (
     CandidateScore,
     CandidateScores,
-    score_candidates,
+    ascore_candidates,
     scores_schema,
     verdict_from,
 )
@@ -86,7 +85,7 @@ def test_role_flipping_hides_tools_and_system():
     assert user_view([]) == [HumanMessage(OPENING_GREETING)]
 
     model = ScriptedChatModel(["Yes, please cancel it."])
-    [out] = user_candidates(model, Q, history_with_tools(), 1, persona="Polite and brief.")
+    [out] = asyncio.run(auser_candidates(model, Q, history_with_tools(), 1, persona="Polite and brief."))
     assert out == "Yes, please cancel it."
     [call] = model.calls
     system, *rest = call.messages
@@ -106,14 +105,14 @@ def test_role_flipping_hides_tools_and_system():
 
 def test_user_candidates_makes_n_calls():
     model = ScriptedChatModel(list(CANDIDATES))
-    out = user_candidates(model, Q, [], 4)
+    out = asyncio.run(auser_candidates(model, Q, [], 4))
     assert len(model.calls) == 4 and sorted(out) == sorted(CANDIDATES)
 
 
 def test_critic_picks_highest_scored_candidate_not_the_first():
     user = ScriptedChatModel(list(CANDIDATES))
     critic = ScriptedChatModel([scores((0, 3), (1, 5), (2, 9), (3, 0))])
-    turn = next_user_message(user, critic, Q, [], n=4)
+    turn = asyncio.run(anext_user_message(user, critic, Q, [], n=4))
     assert len(user.calls) == 4 and len(critic.calls) == 1
     assert turn.ok and turn.chosen_index == 2 and turn.message == turn.candidates[2]
     assert turn.scores == [3, 5, 9, 0] and turn.critic_error is None and not turn.stop
@@ -123,7 +122,7 @@ def test_critic_picks_highest_scored_candidate_not_the_first():
 
 def test_critic_ties_go_to_lowest_index_and_bad_entries_are_ignored():
     critic = ScriptedChatModel([scores((2, 7), (1, 7), (0, 3))])
-    verdict = score_candidates(critic, Q, [], ["a", "b", "c"])
+    verdict = asyncio.run(ascore_candidates(critic, Q, [], ["a", "b", "c"]))
     assert verdict.ok and verdict.scores == [3, 7, 7] and verdict.best_index == 1
 
     loose = CandidateScores.model_validate(scores((5, 10), (1, 7), (0, 7), (1, 9)))
@@ -152,7 +151,7 @@ def test_async_best_of_n():
 def test_n_1_skips_the_critic():
     user = ScriptedChatModel(["Hi, I need to cancel an order."])
     critic = ScriptedChatModel([])
-    turn = next_user_message(user, critic, Q, [], n=1)
+    turn = asyncio.run(anext_user_message(user, critic, Q, [], n=1))
     assert turn.message == "Hi, I need to cancel an order." and turn.chosen_index == 0
     assert critic.calls == []
 
@@ -160,17 +159,17 @@ def test_n_1_skips_the_critic():
 def test_empty_malformed_and_duplicate_candidates_are_dropped():
     user = ScriptedChatModel(["", "   ", "Hi there.", "Hi there."])
     critic = ScriptedChatModel([])
-    turn = next_user_message(user, critic, Q, [], n=4)
+    turn = asyncio.run(anext_user_message(user, critic, Q, [], n=4))
     assert turn.candidates == ["Hi there."] and turn.dropped == 3 and critic.calls == []
 
-    nothing = next_user_message(ScriptedChatModel(["", ""]), critic, Q, [], n=2)
+    nothing = asyncio.run(anext_user_message(ScriptedChatModel(["", ""]), critic, Q, [], n=2))
     assert not nothing.ok and nothing.message == "" and nothing.error
 
 
 def test_critic_failure_falls_back_to_first_valid_candidate():
     user = ScriptedChatModel(["", "First valid.", "Second valid."])
     critic = ScriptedChatModel(["not json at all", "still not json"])
-    turn = next_user_message(user, critic, Q, [], n=3)
+    turn = asyncio.run(anext_user_message(user, critic, Q, [], n=3))
     assert len(critic.calls) == 2  # one repair turn, then the typed failure
     assert turn.chosen_index == 0 and turn.message == turn.candidates[0]
     assert turn.critic_error and turn.critic_error.startswith("malformed_json")
@@ -181,7 +180,7 @@ def test_critic_failure_falls_back_to_first_valid_candidate():
 def test_stop_candidate_is_chosen_and_detected():
     user = ScriptedChatModel([f"Thank you! {STOP_TOKEN}", "Can you also refund it?"])
     critic = ScriptedChatModel([scores((0, 9), (1, 2))])
-    turn = next_user_message(user, critic, Q, history_with_tools(), n=2)
+    turn = asyncio.run(anext_user_message(user, critic, Q, history_with_tools(), n=2))
     assert STOP_TOKEN in turn.candidates
     assert turn.message == turn.candidates[turn.chosen_index]
     assert turn.stop == (turn.message == STOP_TOKEN)
@@ -194,7 +193,7 @@ def test_stop_candidate_is_chosen_and_detected():
 
 def test_critic_repair_retry_then_success():
     critic = ScriptedChatModel([{"scores": [{"index": 0, "score": 15, "reason": "x"}]}, scores((0, 4), (1, 6))])
-    verdict = score_candidates(critic, Q, history_with_tools(), ["a", "b"])
+    verdict = asyncio.run(ascore_candidates(critic, Q, history_with_tools(), ["a", "b"]))
     assert verdict.ok and verdict.best_index == 1 and verdict.result.attempts == 2 and verdict.result.repaired
     assert "score" in critic.calls[1].messages[-1].content  # the repair turn names the error
     assert critic.calls[0].kwargs["response_format"]["type"] == "json_schema"
@@ -202,12 +201,12 @@ def test_critic_repair_retry_then_success():
 
 def test_critic_typed_failure():
     critic = ScriptedChatModel([{"scores": "nope"}, {"scores": [{"index": 0}]}])
-    verdict = score_candidates(critic, Q, [], ["a", "b"])
+    verdict = asyncio.run(ascore_candidates(critic, Q, [], ["a", "b"]))
     assert not verdict.ok and verdict.best_index is None
     assert verdict.failure.kind is FailureKind.VALIDATION and verdict.error.startswith("validation")
 
     short = ScriptedChatModel([{"scores": []}, scores((0, 5))])  # too few entries: repaired
-    fixed = score_candidates(short, Q, [], ["a", "b"][:1])
+    fixed = asyncio.run(ascore_candidates(short, Q, [], ["a", "b"][:1]))
     assert fixed.ok and fixed.result.attempts == 2
 
 
@@ -218,7 +217,7 @@ def test_critic_typed_failure():
 
 def test_assistant_native_tool_call_and_policy_in_system_prompt():
     model = ScriptedChatModel([tool_call("get_order", {"order_id": "#O1001"})])
-    reply = assistant_step(model, ShopDomain(), [SystemMessage("old"), HumanMessage("Where is #O1001?")], mode="native")
+    reply = asyncio.run(aassistant_step(model, ShopDomain(), [SystemMessage("old"), HumanMessage("Where is #O1001?")], mode="native"))
     assert reply.tool_calls[0]["name"] == "get_order" and reply.tool_calls[0]["args"] == {"order_id": "#O1001"}
     assert tool_calling_failure(reply) is None
     system = model.calls[0].messages[0]
@@ -232,10 +231,10 @@ def test_assistant_json_schema_mode_tool_call_and_reply():
     reply_text = json.dumps({"name": REPLY_TOOL, "arguments": {"content": "Done: #O1001 is cancelled."}})
     model = ScriptedChatModel([call, reply_text])
     history = [HumanMessage("Cancel #O1001 please, I no longer need it. Yes, I confirm.")]
-    first = assistant_step(model, ShopDomain(), history, mode="json_schema")
+    first = asyncio.run(aassistant_step(model, ShopDomain(), history, mode="json_schema"))
     assert first.tool_calls[0]["name"] == "cancel_order" and tool_calling_failure(first) is None
     history += [first, ToolMessage('{"status": "cancelled"}', tool_call_id=first.tool_calls[0]["id"], name="cancel_order")]
-    second = assistant_step(model, ShopDomain(), history, mode="json_schema")
+    second = asyncio.run(aassistant_step(model, ShopDomain(), history, mode="json_schema"))
     assert second.content == "Done: #O1001 is cancelled." and not second.tool_calls
     sent = model.calls[1].messages
     assert POLICY.strip() in sent[0].content and "Available tools" in sent[0].content
@@ -254,14 +253,14 @@ def test_assistant_messages_render_history_only_in_json_schema_mode():
 
 def test_assistant_malformed_output_never_raises():
     bad_json = ScriptedChatModel(["{not json", "still {broken"])
-    reply = assistant_step(bad_json, ShopDomain(), [HumanMessage("hi")], mode="json_schema")
+    reply = asyncio.run(aassistant_step(bad_json, ShopDomain(), [HumanMessage("hi")], mode="json_schema"))
     assert reply.invalid_tool_calls and tool_calling_failure(reply)["kind"] == "malformed_json"
 
     bad_args = ScriptedChatModel([{"content": "", "tool_calls": [{"name": "get_order", "arguments": "not json"}]}])
-    reply = assistant_step(bad_args, ShopDomain(), [HumanMessage("hi")], mode="native")
+    reply = asyncio.run(aassistant_step(bad_args, ShopDomain(), [HumanMessage("hi")], mode="native"))
     assert reply.invalid_tool_calls and tool_calling_failure(reply)["kind"] == "malformed_json"
 
-    empty = assistant_step(ScriptedChatModel([""]), ShopDomain(), [HumanMessage("hi")], mode="native")
+    empty = asyncio.run(aassistant_step(ScriptedChatModel([""]), ShopDomain(), [HumanMessage("hi")], mode="native"))
     assert tool_calling_failure(empty)["kind"] == "empty"
 
     raising = ScriptedChatModel([OutputParserException("garbled")])
@@ -289,7 +288,7 @@ def test_embedded_model_user_critic_assistant_structure():
     agent = make_chat_model(ModelSpec(model="local", max_tokens=200), role="assistant")
     instruction = "You are a library member (email ada@example.org). You want to renew the book you borrowed."
 
-    turn = next_user_message(user, critic, instruction, [], n=2)
+    turn = asyncio.run(anext_user_message(user, critic, instruction, [], n=2))
     assert isinstance(turn, UserTurn) and isinstance(turn.message, str)
     assert all(isinstance(c, str) and c for c in turn.candidates)
     assert len(turn.candidates) == 2 and turn.critic_error is None, turn.critic_error  # schema-valid scores
@@ -298,7 +297,7 @@ def test_embedded_model_user_critic_assistant_structure():
 
     history = [HumanMessage(turn.message or "Hi, I'd like to renew my book. My email is ada@example.org.")]
     # the library domain: its policy and 9 tools fit the 135M model's context with room to spare
-    reply = assistant_step(agent, get_domain("library"), history, mode="json_schema")
+    reply = asyncio.run(aassistant_step(agent, get_domain("library"), history, mode="json_schema"))
     assert isinstance(reply, AIMessage)
     failure = tool_calling_failure(reply)
     assert failure is None, failure  # a schema-valid tool call or reply

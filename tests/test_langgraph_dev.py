@@ -124,6 +124,28 @@ def test_phase1_through_threads_runs_wait_and_runs_stream(server):
         assert node in nodes
 
 
+def test_every_run_has_a_budget_of_its_own(server):
+    """Two runs with a budget of 4 calls each (one generator call, three judges): each run gets a
+    fresh context from the server, so the second is not stopped by the first one's spending."""
+    from langgraph_sdk import get_client
+
+    with OpenAIStubServer({"gen": [_generator] * 4, "rev": [YES] * 12, "fb": [PLAN] * 4}, max_lifetime=120) as stub:
+
+        async def go():
+            client = get_client(url=server)
+            config = {"configurable": {**_configurable(stub), "budget_max_calls": 4}}
+            finals = []
+            for i in range(2):
+                thread = await client.threads.create()
+                request = {"domain": "retail", "blueprint_id": f"budget-{i}", "seed": 3 + i, "mode": "llm"}
+                finals.append(await client.runs.wait(thread["thread_id"], "phase1", input=request, config=config))
+            return finals
+
+        finals = asyncio.run(go())
+        assert stub.errors == [] and len(stub.chat_requests) == 8
+    assert [f.get("status") for f in finals] == ["accepted", "accepted"], json.dumps(finals)[:2000]
+
+
 BLUEPRINT = {
     "id": "studio-bp", "domain": "retail",
     "instruction": "You are Mia Moore in zip 94180. You want to know your user id.",

@@ -68,7 +68,7 @@ def test_spec_errors_are_clear(tmp_path, value, needle):
 
 def test_tool_calling_and_cache_rules():
     assert ModelSpec().effective_tool_calling == "json_schema"  # SmolLM2 has no tool template
-    assert ModelSpec.model_validate("openai:gpt-4o").effective_tool_calling == "native"
+    assert ModelSpec.model_validate("openai:gpt-4o").effective_tool_calling == "auto"  # settled per model
     assert ModelSpec(model="local", tool_calling="native").effective_tool_calling == "native"
     assert ModelSpec(temperature=0).cache_enabled() is True
     assert ModelSpec(temperature=0.7).cache_enabled() is False
@@ -261,6 +261,23 @@ def test_from_runnable_config(monkeypatch, tmp_path):
     assert (got.models.user.model, got.models.user.temperature) == ("openai:gpt-4o", 0.9)
     as_dict = Configuration.from_runnable_config({"configurable": {"apigen_mt": resolved.model_dump(mode="json")}})
     assert as_dict.models == resolved.models
+
+
+def test_flat_configurable_keys_build_on_the_file_templates(tmp_path):
+    """Studio's flat keys (the runner's path too) are one more layer, as load(overrides=...) is:
+    a new committee gets the file's every-role and every-reviewer settings."""
+    path = tmp_path / "apigen-mt.toml"
+    path.write_text('[models]\nall = {base_url = "http://127.0.0.1:8000/v1", model = "m0", timeout = 7}\n'
+                    '[models.reviewers]\nmax_tokens = 99\n')
+    resolved = Configuration.load(path, env={})
+    for config in (
+        Configuration.from_runnable_config({"configurable": {**resolved.to_configurable(), "reviewers_model": "m1,m2"}}),
+        Configuration.from_runnable_config({"configurable": {"apigen_mt": resolved.model_dump(mode="json"), "reviewers_model": "m1,m2"}}),
+        Configuration.load(path, env={}, overrides={"reviewers_model": "m1,m2"}),
+    ):
+        assert [(r.model, r.base_url, r.timeout, r.max_tokens) for r in config.models.reviewers] == [
+            ("m1", "http://127.0.0.1:8000/v1", 7, 99), ("m2", "http://127.0.0.1:8000/v1", 7, 99)]
+    assert "templates" not in resolved.public_dict()
 
 
 # -- command-line flags ----------------------------------------------------------------------------

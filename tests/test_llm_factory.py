@@ -16,14 +16,13 @@ from langchain_core.tools import tool
 from pydantic import BaseModel
 
 from apigen_mt.configuration import Configuration, ModelSpec
+from apigen_mt.graphs.context import RunContext
 from apigen_mt.llm.accounting import CallRecorder
 from apigen_mt.llm.budget import Budget, BudgetExceeded
 from apigen_mt.llm.cache import CacheCorruptError, ResponseCache
 from apigen_mt.llm.factory import (
     LOCAL_MAX_TOKENS,
     LLMRuntime,
-    get_chat_model,
-    get_reviewer_models,
     make_chat_model,
     managed_info,
     wrap_chat_model,
@@ -216,6 +215,33 @@ def test_cache_hit_at_temperature_zero_costs_no_request(tmp_path, stub):
     assert len(stub.chat_requests) == 4
 
 
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_cancelled_call_settles_its_reservation_and_is_recorded(stub, streamed):
+    """Ctrl-C or a cancelled task (CancelledError is no Exception) must not keep budget nor vanish."""
+    rt = runtime(budget=Budget(max_calls=10, max_tokens=100_000))
+    model = make_chat_model(spec(stub, max_tokens=1000), "assistant", runtime=rt)
+    stub.inject(Fault.delay(5.0))
+
+    async def call():
+        if streamed:
+            return [chunk async for chunk in model.astream("hi")]
+        return await model.ainvoke("hi")
+
+    async def go():
+        task = asyncio.create_task(call())
+        while not stub.chat_requests:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(go())
+    budget = rt.budget.snapshot()
+    assert budget["calls"] == 1 and budget["in_flight_tokens"] == 0 and budget["tokens"] == 0
+    (record,) = rt.recorder.records
+    assert record.error is not None and record.error.startswith("CancelledError") and record.streamed == streamed
+
+
 def test_rerun_costs_nothing(tmp_path, stub):
     stub.add_replies(tool_call("get_order", {"order_id": "#1"}), {"correct": True, "reason": "ok"})
     first = runtime(tmp_path)
@@ -314,21 +340,20 @@ def test_every_call_carries_trace_metadata_and_tags_inside_a_graph(stub):
     class State(TypedDict):
         reply: str
 
-    async def assistant(state: State, config) -> State:
-        llm = get_chat_model(config, "assistant")
+    async def assistant(state: State, config, runtime) -> State:
+        llm = await runtime.context.amodel(config, "assistant")
         return {"reply": (await llm.ainvoke("hello", config)).content}
 
-    graph = StateGraph(State)
+    graph = StateGraph(State, context_schema=RunContext)
     graph.add_node("assistant", assistant)
     graph.add_edge(START, "assistant")
     graph.add_edge("assistant", END)
     settings = Configuration.load(env={}, use_default_file=False, overrides={
         "model": "stub", "base_url": stub.base_url, "cache": False})
     rt = LLMRuntime.from_configuration(settings, retry=FAST)
-    config = run_config(run_id="r9", blueprint_id="b3", phase="phase2", attempt=1, configurable={
-        **settings.to_configurable(), "llm_runtime": rt})
+    config = run_config(run_id="r9", blueprint_id="b3", phase="phase2", attempt=1, configurable=settings.to_configurable())
     stub.add_replies("hi there")
-    out = asyncio.run(graph.compile().ainvoke({"reply": ""}, {**config, "callbacks": [Spy()]}))
+    out = asyncio.run(graph.compile().ainvoke({"reply": ""}, {**config, "callbacks": [Spy()]}, context=RunContext(llm=rt)))
     assert out["reply"] == "hi there"
     ((metadata, tags),) = seen
     assert {k: metadata[k] for k in ("run_id", "blueprint_id", "phase", "attempt", "role")} == {
@@ -473,16 +498,18 @@ def test_a_model_that_streams_internally_is_counted_once(stub):
     assert model.get_name() == "ChatOpenAI"
 
 
-def test_get_chat_model_from_the_runnable_config(stub):
+def test_a_run_context_resolves_each_role_from_the_runnable_config_once(stub):
     config_obj = Configuration.load(env={}, use_default_file=False, overrides={
         "model": "stub", "base_url": stub.base_url, "reviewers_model": "a,b", "cache": False,
     })
     rt = LLMRuntime.from_configuration(config_obj, retry=FAST)
-    config = {"configurable": {**config_obj.to_configurable(), "llm_runtime": rt, "generator_temperature": 0.3}}
-    generator = get_chat_model(config, "generator")
-    assert generator is get_chat_model(config, "generator")  # memoized per run
+    context = RunContext(llm=rt)
+    config = {"configurable": {**config_obj.to_configurable(), "generator_temperature": 0.3}}
+    generator = context.model(config, "generator")
+    assert generator is context.model({}, "generator")  # resolved once per run
     assert managed_info(generator).spec.temperature == 0.3
-    judges = get_reviewer_models(config)
+    judges = [context.model(config, "reviewers", i) for i in range(asyncio.run(context.areviewer_count(config)))]
+    assert context.model(config, "reviewers", 2) is judges[0]  # a larger committee reuses them in turn
     assert [managed_info(j).role for j in judges] == ["reviewer[0]", "reviewer[1]"]
     assert [managed_info(j).spec.model for j in judges] == ["a", "b"]
     stub.add_replies("ok")

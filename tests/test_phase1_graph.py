@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from apigen_mt.graphs.context import RunContext
 from apigen_mt.graphs.phase1 import build_phase1_graph, graph
 from apigen_mt.testing import ScriptedChatModel
 from apigen_mt.tools.dedup import DedupIndex
@@ -34,13 +35,15 @@ def judges(*verdicts):
 
 
 def config(generator, reviewers, feedback=None, **phase1):
+    """The runnable config (plain settings) and the run context (the models) of one run."""
     models = {"generator": generator, "reviewers": reviewers, "feedback": feedback or ScriptedChatModel([PLAN] * 10)}
-    return {"configurable": {"chat_models": models, "phase1": phase1}}
+    return {"configurable": {"phase1": phase1}}, RunContext(chat_models=models)
 
 
-def run(cfg, *, mode="llm", seed=1, blueprint_id="bp-1", compiled=graph):
+def run(setup, *, mode="llm", seed=1, blueprint_id="bp-1", compiled=graph):
+    cfg, context = setup
     request = {"domain": "retail", "blueprint_id": blueprint_id, "seed": seed, "mode": mode}
-    return asyncio.run(compiled.ainvoke(request, cfg))
+    return asyncio.run(compiled.ainvoke(request, cfg, context=context))
 
 
 def stages(out):
@@ -138,16 +141,16 @@ def test_an_invalid_review_abstains():
 def test_duplicates_are_rejected_with_the_reason():
     index = DedupIndex()
     index.add("bp-0", {**GOOD_BP, "id": "bp-0", "domain": "retail"})
-    cfg = config(ScriptedChatModel([GOOD_BP] * 2), judges(YES, YES, YES), max_rounds=2)
-    cfg["configurable"]["dedup_index"] = index
-    out = run(cfg)
+    cfg, context = config(ScriptedChatModel([GOOD_BP] * 2), judges(YES, YES, YES), max_rounds=2)
+    context.dedup_index = index
+    out = run((cfg, context))
     assert stages(out) == ["dedup", "dedup"] and out["status"] == "rejected"
     assert "bp-0" in out["attempts"][0]["reasons"][0]
     # an accepted blueprint is claimed in the index, so the next identical one is refused
-    cfg2 = config(ScriptedChatModel([{**GOOD_BP, "instruction": "You are Mia Moore (94180) and want your account email shown to you now."}]), judges(YES, YES, YES), max_rounds=1)
+    cfg2, context2 = config(ScriptedChatModel([{**GOOD_BP, "instruction": "You are Mia Moore (94180) and want your account email shown to you now."}]), judges(YES, YES, YES), max_rounds=1)
     fresh = DedupIndex()
-    cfg2["configurable"]["dedup_index"] = fresh
-    assert run(cfg2, blueprint_id="bp-9")["status"] == "accepted" and "bp-9" in fresh
+    context2.dedup_index = fresh
+    assert run((cfg2, context2), blueprint_id="bp-9")["status"] == "accepted" and "bp-9" in fresh
 
 
 def test_grounded_mode_keeps_the_walk_and_asks_only_for_the_instruction():
@@ -167,9 +170,9 @@ def test_grounded_mode_keeps_the_walk_and_asks_only_for_the_instruction():
 
 def test_mixed_mode_is_decided_by_the_seed():
     def proposer_of(seed):
-        cfg = config(ScriptedChatModel([GOOD_BP]), judges(YES), committee_size=1, grounded_ratio=0.5)
+        cfg, context = config(ScriptedChatModel([GOOD_BP]), judges(YES), committee_size=1, grounded_ratio=0.5)
         request = {"domain": "retail", "blueprint_id": "x", "seed": seed, "mode": "mixed"}
-        return asyncio.run(graph.ainvoke(request, cfg, interrupt_after=["prepare"]))["proposer"]
+        return asyncio.run(graph.ainvoke(request, cfg, context=context, interrupt_after=["prepare"]))["proposer"]
 
     proposers = {(seed, proposer_of(seed)) for seed in range(12)}
     again = {(seed, proposer_of(seed)) for seed, _ in sorted(proposers)[:4]}
@@ -178,8 +181,9 @@ def test_mixed_mode_is_decided_by_the_seed():
 
 
 def test_the_same_seed_gives_the_same_context():
-    first = asyncio.run(graph.ainvoke({"domain": "retail", "blueprint_id": "x", "seed": 5}, config(ScriptedChatModel([]), []), interrupt_after=["prepare"]))
-    second = asyncio.run(graph.ainvoke({"domain": "retail", "blueprint_id": "y", "seed": 5}, config(ScriptedChatModel([]), []), interrupt_after=["prepare"]))
+    cfg, context = config(ScriptedChatModel([]), [])
+    first = asyncio.run(graph.ainvoke({"domain": "retail", "blueprint_id": "x", "seed": 5}, cfg, context=context, interrupt_after=["prepare"]))
+    second = asyncio.run(graph.ainvoke({"domain": "retail", "blueprint_id": "y", "seed": 5}, cfg, context=context, interrupt_after=["prepare"]))
     assert json.dumps(first["context"], sort_keys=True) == json.dumps(second["context"], sort_keys=True)
 
 
@@ -203,8 +207,8 @@ def test_the_module_graph_has_no_checkpointer_and_the_builder_compiles_with_one(
 
     assert graph.checkpointer is None
     compiled = build_phase1_graph().compile(checkpointer=InMemorySaver())
-    cfg = config(ScriptedChatModel([GOOD_BP]), judges(YES, YES, YES))
+    cfg, context = config(ScriptedChatModel([GOOD_BP]), judges(YES, YES, YES))
     cfg["configurable"]["thread_id"] = "t1"
-    out = run(cfg, compiled=compiled)
+    out = run((cfg, context), compiled=compiled)
     assert out["status"] == "accepted"
     assert compiled.get_state(cfg).values["status"] == "accepted"

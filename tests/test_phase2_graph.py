@@ -6,6 +6,7 @@ import asyncio
 
 from langchain_core.messages import AIMessage
 
+from apigen_mt.graphs.context import RunContext
 from apigen_mt.graphs.phase2 import graph
 from apigen_mt.testing import ScriptedChatModel
 
@@ -26,8 +27,8 @@ BP = {
 
 def run(models, blueprint=BP, **phase2):
     phase2.setdefault("best_of_n", 1)
-    cfg = {"configurable": {"chat_models": models, "phase2": phase2}, "recursion_limit": 500}
-    return asyncio.run(graph.ainvoke({"blueprint": blueprint}, cfg))
+    cfg = {"configurable": {"phase2": phase2}, "recursion_limit": 500}
+    return asyncio.run(graph.ainvoke({"blueprint": blueprint}, cfg, context=RunContext(chat_models=models)))
 
 
 def test_the_oracle_conversation_is_verified():

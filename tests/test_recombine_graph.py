@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from apigen_mt.graphs.context import RunContext
 from apigen_mt.graphs.recombine import graph
 from apigen_mt.testing import ScriptedChatModel
 from apigen_mt.tools.user_groups import group_by_user, user_of
@@ -36,11 +37,9 @@ PLAN = {"summary": "Mention the email request.", "agreed_issues": [], "disagreem
 
 
 def run(recombiner, reviewers, sources=(A, B), **phase1):
-    cfg = {"configurable": {
-        "chat_models": {"recombiner": recombiner, "reviewers": reviewers, "feedback": ScriptedChatModel([PLAN] * 5)},
-        "phase1": phase1,
-    }}
-    return asyncio.run(graph.ainvoke({"domain": "retail", "blueprint_id": "a+b", "sources": list(sources)}, cfg))
+    context = RunContext(chat_models={"recombiner": recombiner, "reviewers": reviewers, "feedback": ScriptedChatModel([PLAN] * 5)})
+    request = {"domain": "retail", "blueprint_id": "a+b", "sources": list(sources)}
+    return asyncio.run(graph.ainvoke(request, {"configurable": {"phase1": phase1}}, context=context))
 
 
 def test_recombination_accepted_merges_actions_once_and_keeps_outputs():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+from types import SimpleNamespace
 from typing import Annotated
 
 import pytest
@@ -17,7 +18,10 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, Field
 
+from apigen_mt.agents.assistant import aassistant_step
+from apigen_mt.configuration import ModelSpec
 from apigen_mt.domains.base import ToolKind, ToolSpec
+from apigen_mt.llm.factory import make_chat_model, wrap_chat_model
 from apigen_mt.llm.structured import FailureKind, structured_call, unbounded_fields
 from apigen_mt.llm.tool_calling import (
     REPLY_TOOL,
@@ -414,6 +418,37 @@ def test_auto_falls_back_when_the_endpoint_rejects_tools_and_remembers():
     assert first.tool_calls[0]["name"] == "get_order" and second.content == "ok"
     bodies = [r.body for r in stub.chat_requests]
     assert "tools" in bodies[0] and "response_format" in bodies[1] and "tools" not in bodies[2]
+
+
+SHOP = SimpleNamespace(tools=TOOLS, policy="Help with orders.")
+
+
+@pytest.mark.parametrize("how", ["base_url", "ollama", "wrapped"])
+def test_a_configured_model_without_tool_support_gets_json_schema_tools(how, monkeypatch):
+    """The assistant's mode comes from the model, not from how it was configured: a SmolLM-class
+    model behind an OpenAI-compatible server, Ollama, or handed in ready is not sent native tools."""
+    with OpenAIStubServer([json_reply(REPLY_TOOL, {"content": "hi"})]) as stub:
+        if how == "base_url":
+            model = make_chat_model(ModelSpec(model="SmolLM2-135M-Instruct", base_url=stub.base_url), "assistant")
+        elif how == "ollama":
+            monkeypatch.setenv("OLLAMA_HOST", f"127.0.0.1:{stub.port}")
+            model = make_chat_model(ModelSpec(model="ollama:smollm2:135m"), "assistant")
+        else:
+            model = wrap_chat_model(chat(stub, model="smollm2-135m-instruct"), "assistant")
+        reply = asyncio.run(aassistant_step(model, SHOP, [HumanMessage("hi")]))
+    body = stub.chat_requests[0].body
+    assert "response_format" in body and "tools" not in body
+    assert reply.content == "hi" and tool_calling_failure(reply) is None
+
+
+def test_a_configured_model_falls_back_to_json_schema_when_its_endpoint_rejects_tools():
+    faults = [Fault.status(400, message="tools param requires --jinja flag")]
+    with OpenAIStubServer([json_reply("get_order", {"order_id": "#1"})], faults=faults) as stub:
+        model = make_chat_model(ModelSpec(model="tiny-local", base_url=stub.base_url, max_retries=0), "assistant")
+        reply = asyncio.run(aassistant_step(model, SHOP, [HumanMessage("where is #1?")]))
+    assert reply.tool_calls[0]["name"] == "get_order" and reply.tool_calls[0]["args"] == {"order_id": "#1"}
+    bodies = [r.body for r in stub.chat_requests]
+    assert "tools" in bodies[0] and "response_format" in bodies[1] and "tools" not in bodies[1]
 
 
 def test_auto_does_not_hide_unrelated_errors():

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from apigen_mt import __version__
 from apigen_mt.cli.doctor import cmd_doctor
+from apigen_mt.cli.errors import fail, os_error_text
 from apigen_mt.cli.domain_commands import cmd_context, cmd_domains, cmd_graph, cmd_import_tau2, cmd_validate
 from apigen_mt.cli.output_commands import cmd_export, cmd_report
 from apigen_mt.cli.run_commands import add_generate_arguments, cmd_generate, cmd_resume
@@ -31,10 +32,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except DomainError as error:
-        print(f"apigen-mt: error: {error}", file=sys.stderr)
-        return 2
+        return fail(error)
     except BrokenPipeError:  # e.g. piped into `head`
         return 0
+    except OSError as error:  # an unwritable --out, a full disk: one line, not a traceback
+        return fail(os_error_text(error))
 
 
 def build_parser() -> argparse.ArgumentParser:

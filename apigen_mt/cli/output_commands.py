@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
+from apigen_mt.cli.errors import fail
 from apigen_mt.store import STORE_FILE, RunStore, StoreError
 
 
@@ -39,8 +39,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             count = write_jsonl((FORMATS[args.format](t) for t in rows), args.out)
             what = "conversations"
     except (StoreError, ValueError) as error:
-        print(f"apigen-mt: error: {error}", file=sys.stderr)
-        return 2
+        return fail(error)
     print(f"{count} {what} written to {args.out} ({args.format})")
     if flagged and not args.include_contaminated:
         print(f"left out: {flagged} blueprint(s) flagged as near-copies of benchmark test tasks, and their "
@@ -54,7 +53,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     try:
         report = write_report(args.run_dir, args.out)  # says when DIR has no store
     except StoreError as error:
-        print(f"apigen-mt: error: {error}", file=sys.stderr)
-        return 2
+        return fail(error)
     print(report.summary_text())
     return 0

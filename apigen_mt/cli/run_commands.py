@@ -19,7 +19,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from apigen_mt.cli.errors import fail, os_error_text
+
 CONFIG_FILE = "config.json"
+EXIT_UNFINISHED = 3
+"""``generate``'s status when some items did not finish (all that did is written; resume the rest)."""
 
 
 def add_generate_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,11 +43,6 @@ def add_generate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     p.add_argument("--progress", choices=["auto", "live", "lines", "off"], default="auto",
                    help="live panel on a terminal, plain lines elsewhere (auto), or force one")
-
-
-def _error(message: str) -> int:
-    print(f"apigen-mt: error: {message}", file=sys.stderr)
-    return 2
 
 
 def _blueprints_from(path: Path) -> list[dict[str, Any]]:
@@ -96,20 +95,43 @@ def _progress(args: argparse.Namespace, phase: int, total: int) -> Any:
     return PhaseProgress(phase, total, live=live, interval=10.0 if args.progress != "off" else float("inf"))
 
 
+def _roles(args: argparse.Namespace) -> list[str]:
+    """The roles this generate command calls."""
+    from apigen_mt.llm.preflight import PHASE_ROLES
+
+    roles = list(PHASE_ROLES["1"]) if args.phase in ("1", "all") else []
+    if args.phase in ("2", "all"):
+        roles += [role for role in PHASE_ROLES["2"] if role != "user_critic" or args.best_of_n > 1]
+    return roles
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
+    """Exit status: 0 when every item finished (kept or rejected), 2 for a usage or
+    configuration error (a model that cannot be built included: found before any work),
+    :data:`EXIT_UNFINISHED` when items did not finish, 130 after Ctrl-C."""
     from apigen_mt.configuration import ConfigurationError, config_from_args
+    from apigen_mt.llm.preflight import model_problems
     from apigen_mt.store import STORE_FILE, RunStore, StoreError
 
     if args.phase in ("1", "all") and not args.domain:
-        return _error("--domain is required for Phase 1")
+        return fail("--domain is required for Phase 1")
     if args.phase == "2" and args.blueprints_file is None and not (args.run_dir / STORE_FILE).exists():
-        return _error("Phase 2 needs --blueprints-file or a run directory with Phase-1 results")
+        return fail("Phase 2 needs --blueprints-file or a run directory with Phase-1 results")
+    try:
+        config = config_from_args(args).model_copy(update={"run_dir": args.run_dir})
+    except ConfigurationError as error:
+        return fail(str(error))
+    problems = model_problems(config, _roles(args))
+    if problems:
+        return fail("a model this run needs cannot be used (nothing was run):\n  " + "\n  ".join(problems)
+                      + "\n`apigen-mt doctor` checks every role.")
     try:
         args.run_dir.mkdir(parents=True, exist_ok=True)
-        config = config_from_args(args).model_copy(update={"run_dir": args.run_dir})
         store = RunStore(args.run_dir)
-    except (ConfigurationError, StoreError, OSError) as error:
-        return _error(str(error))
+    except StoreError as error:
+        return fail(str(error))
+    except OSError as error:
+        return fail(os_error_text(error))
     settings = {k: getattr(args, k) for k in ("domain", "blueprints", "phase", "mode", "concurrency", "seed", "max_rounds", "best_of_n")}
     argv = _public_argv(list(getattr(args, "argv", None) or []))
     (args.run_dir / CONFIG_FILE).write_text(json.dumps({
@@ -132,7 +154,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         return 130
     except (ValueError, ConfigurationError) as error:
         store.add_event(session, "failed", phase=phase, error=str(error))
-        return _error(str(error))
+        return fail(str(error))
     unfinished = store.counts()["errors"]
     if not args.no_report:
         _write_report(args.run_dir)
@@ -142,6 +164,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             print(f"  {args.run_dir / name}")
     if unfinished:
         print(f"{unfinished} item(s) did not finish; after fixing the cause: apigen-mt resume {args.run_dir}")
+        return EXIT_UNFINISHED
     return 0
 
 
@@ -216,7 +239,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     path = args.run_dir / CONFIG_FILE
     if not path.is_file():
-        return _error(f"{args.run_dir} has no {CONFIG_FILE}: it is not an `apigen-mt generate` run directory "
+        return fail(f"{args.run_dir} has no {CONFIG_FILE}: it is not an `apigen-mt generate` run directory "
                       "(run the generate command with --run-dir to start one)")
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
@@ -224,7 +247,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         if not argv or argv[0] != "generate":
             raise ValueError("the saved command is not a generate command")
     except (ValueError, KeyError, TypeError) as error:
-        return _error(f"{path} cannot be read ({error}); run the original generate command again with "
+        return fail(f"{path} cannot be read ({error}); run the original generate command again with "
                       f"--run-dir {args.run_dir}: it resumes from the checkpoints just the same")
     extra = [item for item in args.extra if item != "--"]
     run_dir = args.run_dir.resolve()

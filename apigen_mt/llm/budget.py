@@ -6,6 +6,9 @@ prompt plus the completion cap ``max_tokens``). If that could take the run past 
 not even by calls running in parallel (their reservations count until they finish). When the
 call ends its reservation is replaced by the tokens the provider reported.
 
+Why not LangChain's rate limiter: it paces requests, it does not cap a run's calls and tokens,
+and nothing in it reserves a call's worst case before the request is sent.
+
 Once exceeded, the budget stays exhausted: every later call fails the same way, so a run
 stops at a consistent point instead of letting small calls slip through. Cache hits never
 touch the budget. Thread-safe; nothing here blocks beyond a short lock.

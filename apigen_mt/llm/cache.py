@@ -6,6 +6,10 @@ ids are left out because they differ between runs), and every request parameter:
 max tokens, stop, tools, tool_choice, response_format, and whatever else was bound. The same
 request gets the same key in every run, so a re-run is answered from disk and costs nothing.
 
+Why not LangChain's ``set_llm_cache``: its key is the serialized model, which holds the base
+URL (the embedded server gets a new port every run, so every key would change), and it has no
+async-safe corrupt-file handling.
+
 It is used only for deterministic requests (temperature 0, unless a spec says otherwise; see
 :meth:`apigen_mt.configuration.ModelSpec.cache_enabled`): caching a sampling role would hand it
 the same "sample" every time.

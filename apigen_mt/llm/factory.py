@@ -1,12 +1,11 @@
 """Chat models for the roles: built from a :class:`ModelSpec`, managed on every call.
 
     runtime = LLMRuntime.from_configuration(cfg)          # one per run: records, budget, cache
-    generator = runtime.chat_model(cfg.spec("generator"), "generator")
+    generator = runtime.role_model(cfg, "generator")
     reply = await generator.ainvoke(messages)             # bind_tools / with_structured_output work
+    await runtime.aclose()                                # the run's HTTP clients and cache
 
-    # inside a graph node (LangGraph style: everything comes through the runnable config)
-    llm = get_chat_model(config, "generator")
-    judges = get_reviewer_models(config)
+Graph nodes get their models from the run's context (:mod:`apigen_mt.graphs.context`).
 
 What a spec becomes
     * ``local``: ``ChatOpenAI`` on the embedded SmolLM2 server (:mod:`apigen_mt.llm.embedded`),
@@ -22,6 +21,8 @@ What a spec becomes
     * other ``provider:NAME`` (anthropic, google_genai, mistralai, groq, ...): that provider's
       LangChain package when installed (else an error naming the ``pip install``), or
       ``langchain``'s ``init_chat_model`` when that is installed.
+    Every model whose class takes HTTP clients (the whole ``ChatOpenAI`` family, whatever the
+    provider) gets its own, owned by the runtime: see :func:`_http_clients`.
 
 What "managed" means
     The model is a subclass of its own class (so ``bind_tools``, ``with_structured_output``,
@@ -32,8 +33,13 @@ What "managed" means
     retry loop (the client's own retries are off so ours can be counted), and the
     :class:`~apigen_mt.llm.accounting.CallRecorder`. Failures that retrying cannot fix become
     clear errors (:mod:`apigen_mt.llm.retry`): unreachable endpoint, timeout, unknown model,
-    rejected key. API keys are read from the environment when a model is built and live only
-    inside the client object.
+    rejected key. A call that ends any other way (cancelled, interrupted) is settled and recorded
+    too. API keys are read from the environment when a model is built and live only inside the
+    client object.
+
+Why not a library: LangChain's own cache is keyed on the whole serialized model (a server's
+port would change every key), its rate limiter does not reserve tokens before a call, and its
+``with_retry`` neither counts retries nor explains the final failure.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ import importlib
 import importlib.util
 import ipaddress
 import json
+import logging
 import os
 import threading
 import time
@@ -59,7 +66,6 @@ from langchain_core.language_models.chat_models import generate_from_stream
 from langchain_core.messages import AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from langchain_core.runnables import RunnableConfig
 from pydantic import PrivateAttr
 
 from apigen_mt.configuration import (
@@ -69,7 +75,7 @@ from apigen_mt.configuration import (
     role_label,
 )
 from apigen_mt.llm.accounting import RECORDED_METADATA, CallRecord, CallRecorder, usage_of
-from apigen_mt.llm.budget import Budget, BudgetExceeded
+from apigen_mt.llm.budget import Budget, BudgetExceeded, Reservation
 from apigen_mt.llm.cache import ResponseCache, cache_key
 from apigen_mt.llm.retry import (
     LLMConfigError,
@@ -88,8 +94,6 @@ __all__ = [
     "ManagedInfo",
     "Probe",
     "estimate_tokens",
-    "get_chat_model",
-    "get_reviewer_models",
     "make_chat_model",
     "managed_info",
     "probe_model",
@@ -101,6 +105,8 @@ LOCAL_MAX_TOKENS = 2048  # half the embedded server's per-request context (4096)
 _LOCAL_PLACEHOLDER_URL = "http://127.0.0.1:9/v1"  # replaced by the server's URL at the first call
 _OLLAMA_DEFAULT = "http://127.0.0.1:11434"
 _OPENAI_DEFAULT = "https://api.openai.com/v1"
+
+log = logging.getLogger(__name__)
 
 # provider -> (pip package, module, class) for providers without a special case below.
 _PROVIDER_CLASSES: dict[str, tuple[str, str, str]] = {
@@ -222,6 +228,10 @@ class _Call:
 
     # -- pieces ----------------------------------------------------------------------------------
 
+    def begin(self, messages: Sequence[BaseMessage], stop: Any, kwargs: Mapping[str, Any], run_manager: Any,
+              *, streamed: bool = False) -> _Flight:
+        return _Flight(messages, kwargs, _metadata(run_manager), self.key(messages, stop, kwargs), streamed)
+
     def key(self, messages: Sequence[BaseMessage], stop: Any, kwargs: Mapping[str, Any]) -> str | None:
         cache = self.runtime.cache
         if cache is None or not self.info.cache:
@@ -232,9 +242,11 @@ class _Call:
             return None
         return cache_key(self.info.model_id, messages, {**self.params, **kwargs, "stop": stop})
 
-    def reserve(self, messages: Sequence[BaseMessage], kwargs: Mapping[str, Any]):
+    def reserve(self, flight: _Flight) -> None:
+        """Hold the call's worst case in the budget (raises BudgetExceeded before any request)."""
+        kwargs = flight.kwargs
         completion = kwargs.get("max_tokens") or kwargs.get("max_completion_tokens") or self.max_tokens or 0
-        return self.runtime.budget.reserve(estimate_tokens(messages, kwargs) + int(completion), self.info.role)
+        flight.reservation = self.runtime.budget.reserve(estimate_tokens(flight.messages, kwargs) + int(completion), self.info.role)
 
     def usage(self, result: ChatResult, messages: Sequence[BaseMessage], kwargs: Mapping[str, Any]) -> tuple[int, int, bool]:
         message = result.generations[0].message if result.generations else None
@@ -244,156 +256,146 @@ class _Call:
         completion = _text_len(message.content) // 4 + 1 if message is not None else 0
         return estimate_tokens(messages, kwargs), completion, True
 
-    def record(self, *, started: float, t0: float, meta: Mapping[str, Any], prompt: int = 0,
-               completion: int = 0, retries: int = 0, cache_hit: bool = False, error: BaseException | None = None,
-               estimated: bool = False, streamed: bool = False) -> None:
+    def record(self, flight: _Flight, *, prompt: int = 0, completion: int = 0, cache_hit: bool = False,
+               error: BaseException | None = None, estimated: bool = False) -> None:
         self.runtime.recorder.record(
             CallRecord(
                 role=self.info.role,
                 model=self.info.model,
                 prompt_tokens=prompt,
                 completion_tokens=completion,
-                latency_s=round(time.perf_counter() - t0, 4),
-                retries=retries,
+                latency_s=round(time.perf_counter() - flight.t0, 4),
+                retries=flight.retries,
                 cache_hit=cache_hit,
                 error=None if error is None else f"{type(error).__name__}: {error}"[:500],
                 tokens_estimated=estimated,
-                streamed=streamed,
-                started_at=started,
-                metadata=meta,
+                streamed=flight.streamed,
+                started_at=flight.started,
+                metadata=flight.meta,
             )
         )
 
-    def record_hit(self, result: ChatResult, started: float, t0: float, meta: Mapping[str, Any], streamed: bool = False) -> None:
+    def hit(self, flight: _Flight, result: ChatResult) -> ChatResult:
+        """Record a cache hit (no request, no budget) and return it."""
         message = result.generations[0].message if result.generations else None
         prompt, completion = (usage_of(message) or (0, 0)) if message is not None else (0, 0)
-        self.record(started=started, t0=t0, meta=meta, prompt=prompt, completion=completion, cache_hit=True, streamed=streamed)
+        self.record(flight, prompt=prompt, completion=completion, cache_hit=True)
+        return result
 
-    def raise_failure(self, exc: BaseException, reservation: Any, **details: Any) -> NoReturn:
-        """Record the failed call, then raise the clearer error :meth:`fail` gives (or ``exc``)."""
-        clear = self.fail(exc, reservation, **details)
+    def succeed(self, flight: _Flight, result: ChatResult | None) -> None:
+        """Settle and record a call that returned (for a stream: what it delivered)."""
+        if result is not None:
+            prompt, completion, estimated = self.usage(result, flight.messages, flight.kwargs)
+        else:
+            prompt, completion, estimated = estimate_tokens(flight.messages, flight.kwargs), 0, True
+        self.runtime.budget.settle(flight.reservation, prompt + completion)
+        self.record(flight, prompt=prompt, completion=completion, estimated=estimated)
+
+    def reraise(self, flight: _Flight, exc: BaseException) -> NoReturn:
+        """Settle and record a call that raised, then raise the clearer error (or ``exc``).
+
+        Also for what is not an ``Exception``: a cancelled task (Ctrl-C, a timeout around the
+        node) must not keep its reservation nor go unrecorded."""
+        self.runtime.budget.settle(flight.reservation, 0)
+        flight.retries = max(flight.retries, retries_of(exc))
+        clear: BaseException = exc
+        if isinstance(exc, Exception):
+            spec = self.info.spec
+            clear = clear_error(
+                exc, role=self.info.role, model=spec.model if spec is not None else self.info.model,
+                endpoint=self.endpoint, timeout=self.timeout, key_env=self.key_env, local=self.server is not None,
+            )
+        self.record(flight, error=clear)
         if clear is exc:
             raise exc
         raise clear from exc
 
-    def fail(self, exc: Exception, reservation: Any, *, started: float, t0: float, meta: Mapping[str, Any],
-             streamed: bool = False) -> BaseException:
-        self.runtime.budget.settle(reservation, 0)
-        spec = self.info.spec
-        clear = clear_error(
-            exc, role=self.info.role, model=spec.model if spec is not None else self.info.model, endpoint=self.endpoint,
-            timeout=self.timeout, key_env=self.key_env, local=self.server is not None,
-        )
-        self.record(started=started, t0=t0, meta=meta, retries=retries_of(exc), error=clear, streamed=streamed)
-        return clear
-
     def on_retry(self, number: int, exc: BaseException, failure: Any, wait: float) -> None:
         # Kept quiet on purpose: retries are counted in the records; a debug line helps when tracing.
-        import logging
+        log.debug("%s (%s): retry %d in %.2fs after %s", self.info.role, self.info.model, number, wait, failure.kind)
 
-        logging.getLogger(__name__).debug(
-            "%s (%s): retry %d in %.2fs after %s", self.info.role, self.info.model, number, wait, failure.kind
-        )
+    def cache_put(self, flight: _Flight, result: ChatResult | None) -> None:
+        if flight.key is not None and result is not None:
+            self.runtime.cache.put(flight.key, self.info.model_id, result)
 
-    # -- the flows ------------------------------------------------------------------------------
+    async def acache_put(self, flight: _Flight, result: ChatResult | None) -> None:
+        if flight.key is not None and result is not None:
+            await self.runtime.cache.aput(flight.key, self.info.model_id, result)
+
+    # -- the flows: cache -> budget -> retries -> settle and record, however the call ends ---------
 
     def generate(self, model: Any, call: Callable[[], ChatResult], messages, stop, kwargs, run_manager) -> ChatResult:
         self.ensure_endpoint(model)
-        meta = _metadata(run_manager)
-        started, t0 = time.time(), time.perf_counter()
-        key = self.key(messages, stop, kwargs)
-        if key is not None:
-            hit = self.runtime.cache.get(key)
-            if hit is not None:
-                self.record_hit(hit, started, t0, meta)
-                return hit
-        reservation = self.reserve(messages, kwargs)
+        flight = self.begin(messages, stop, kwargs, run_manager)
+        hit = self.runtime.cache.get(flight.key) if flight.key is not None else None
+        if hit is not None:
+            return self.hit(flight, hit)
+        self.reserve(flight)
         try:
-            result, retries = call_with_retries(call, self.policy, on_retry=self.on_retry)
-        except Exception as exc:
-            self.raise_failure(exc, reservation, started=started, t0=t0, meta=meta)
-        prompt, completion, estimated = self.usage(result, messages, kwargs)
-        self.runtime.budget.settle(reservation, prompt + completion)
-        self.record(started=started, t0=t0, meta=meta, prompt=prompt, completion=completion, retries=retries, estimated=estimated)
-        if key is not None:
-            self.runtime.cache.put(key, self.info.model_id, result)
+            result, flight.retries = call_with_retries(call, self.policy, on_retry=self.on_retry)
+        except BaseException as exc:
+            self.reraise(flight, exc)
+        self.succeed(flight, result)
+        self.cache_put(flight, result)
         return result
 
     async def agenerate(self, model: Any, call: Callable[[], Any], messages, stop, kwargs, run_manager) -> ChatResult:
         await self.aensure_endpoint(model)
-        meta = _metadata(run_manager)
-        started, t0 = time.time(), time.perf_counter()
-        key = self.key(messages, stop, kwargs)
-        if key is not None:
-            hit = await self.runtime.cache.aget(key)
-            if hit is not None:
-                self.record_hit(hit, started, t0, meta)
-                return hit
-        reservation = self.reserve(messages, kwargs)
+        flight = self.begin(messages, stop, kwargs, run_manager)
+        hit = await self.runtime.cache.aget(flight.key) if flight.key is not None else None
+        if hit is not None:
+            return self.hit(flight, hit)
+        self.reserve(flight)
         try:
-            result, retries = await acall_with_retries(call, self.policy, on_retry=self.on_retry)
-        except Exception as exc:
-            self.raise_failure(exc, reservation, started=started, t0=t0, meta=meta)
-        prompt, completion, estimated = self.usage(result, messages, kwargs)
-        self.runtime.budget.settle(reservation, prompt + completion)
-        self.record(started=started, t0=t0, meta=meta, prompt=prompt, completion=completion, retries=retries, estimated=estimated)
-        if key is not None:
-            await self.runtime.cache.aput(key, self.info.model_id, result)
+            result, flight.retries = await acall_with_retries(call, self.policy, on_retry=self.on_retry)
+        except BaseException as exc:
+            self.reraise(flight, exc)
+        self.succeed(flight, result)
+        await self.acache_put(flight, result)
         return result
 
     def stream(self, model: Any, open_stream: Callable[[], Iterator[ChatGenerationChunk]], messages, stop, kwargs,
                run_manager) -> Iterator[ChatGenerationChunk]:
         self.ensure_endpoint(model)
-        meta = _metadata(run_manager)
-        started, t0 = time.time(), time.perf_counter()
-        key = self.key(messages, stop, kwargs)
-        if key is not None:
-            hit = self.runtime.cache.get(key)
-            if hit is not None:
-                self.record_hit(hit, started, t0, meta, streamed=True)
-                yield from _chunks_of(hit)
-                return
-        reservation = self.reserve(messages, kwargs)
+        flight = self.begin(messages, stop, kwargs, run_manager, streamed=True)
+        hit = self.runtime.cache.get(flight.key) if flight.key is not None else None
+        if hit is not None:
+            yield from _chunks_of(self.hit(flight, hit))
+            return
+        self.reserve(flight)
 
         def first() -> tuple[ChatGenerationChunk | None, Iterator[ChatGenerationChunk]]:
             iterator = open_stream()
             return next(iterator, None), iterator  # errors before the first chunk are retried
 
-        try:
-            (head, rest), retries = call_with_retries(first, self.policy, on_retry=self.on_retry)
-        except Exception as exc:
-            self.raise_failure(exc, reservation, started=started, t0=t0, meta=meta, streamed=True)
         chunks: list[ChatGenerationChunk] = []
-        completed = False
         try:
+            (head, rest), flight.retries = call_with_retries(first, self.policy, on_retry=self.on_retry)
             if head is not None:
                 chunks.append(head)
                 yield head
-            for chunk in rest:
-                chunks.append(chunk)
-                yield chunk
-            completed = True
-        except Exception as exc:  # mid-stream: cannot be retried (part of the reply is out)
-            self.raise_failure(exc, reservation, started=started, t0=t0, meta=meta, streamed=True)
-        finally:
-            if not reservation.settled:  # completed, or the consumer stopped early (not cached)
-                self._finish_stream(chunks, reservation, key if completed else None, messages, kwargs,
-                                    started, t0, meta, retries)
+                for chunk in rest:
+                    chunks.append(chunk)
+                    yield chunk
+        except GeneratorExit:  # the consumer stopped early: count what it got, cache nothing
+            self.succeed(flight, _collected(chunks))
+            raise
+        except BaseException as exc:  # mid-stream: cannot be retried (part of the reply is out)
+            self.reraise(flight, exc)
+        result = _collected(chunks)
+        self.succeed(flight, result)
+        self.cache_put(flight, result)
 
     async def astream(self, model: Any, open_stream: Callable[[], AsyncIterator[ChatGenerationChunk]], messages,
                       stop, kwargs, run_manager) -> AsyncIterator[ChatGenerationChunk]:
         await self.aensure_endpoint(model)
-        meta = _metadata(run_manager)
-        started, t0 = time.time(), time.perf_counter()
-        key = self.key(messages, stop, kwargs)
-        if key is not None:
-            hit = await self.runtime.cache.aget(key)
-            if hit is not None:
-                self.record_hit(hit, started, t0, meta, streamed=True)
-                for chunk in _chunks_of(hit):
-                    yield chunk
-                return
-        reservation = self.reserve(messages, kwargs)
+        flight = self.begin(messages, stop, kwargs, run_manager, streamed=True)
+        hit = await self.runtime.cache.aget(flight.key) if flight.key is not None else None
+        if hit is not None:
+            for chunk in _chunks_of(self.hit(flight, hit)):
+                yield chunk
+            return
+        self.reserve(flight)
 
         async def first() -> tuple[ChatGenerationChunk | None, AsyncIterator[ChatGenerationChunk]]:
             iterator = open_stream()
@@ -402,40 +404,42 @@ class _Call:
             except StopAsyncIteration:
                 return None, iterator
 
-        try:
-            (head, rest), retries = await acall_with_retries(first, self.policy, on_retry=self.on_retry)
-        except Exception as exc:
-            self.raise_failure(exc, reservation, started=started, t0=t0, meta=meta, streamed=True)
         chunks: list[ChatGenerationChunk] = []
-        completed = False
         try:
+            (head, rest), flight.retries = await acall_with_retries(first, self.policy, on_retry=self.on_retry)
             if head is not None:
                 chunks.append(head)
                 yield head
                 async for chunk in rest:
                     chunks.append(chunk)
                     yield chunk
-            completed = True
-        except Exception as exc:
-            self.raise_failure(exc, reservation, started=started, t0=t0, meta=meta, streamed=True)
-        finally:
-            if not reservation.settled:
-                result = self._finish_stream(chunks, reservation, None, messages, kwargs, started, t0, meta, retries)
-                if completed and key is not None and result is not None:
-                    await self.runtime.cache.aput(key, self.info.model_id, result)
+        except GeneratorExit:
+            self.succeed(flight, _collected(chunks))
+            raise
+        except BaseException as exc:
+            self.reraise(flight, exc)
+        result = _collected(chunks)
+        self.succeed(flight, result)
+        await self.acache_put(flight, result)
 
-    def _finish_stream(self, chunks, reservation, key, messages, kwargs, started, t0, meta, retries) -> ChatResult | None:
-        result = generate_from_stream(iter(chunks)) if chunks else None
-        if result is not None:
-            prompt, completion, estimated = self.usage(result, messages, kwargs)
-        else:
-            prompt, completion, estimated = estimate_tokens(messages, kwargs), 0, True
-        self.runtime.budget.settle(reservation, prompt + completion)
-        self.record(started=started, t0=t0, meta=meta, prompt=prompt, completion=completion, retries=retries,
-                    estimated=estimated, streamed=True)
-        if key is not None and result is not None:
-            self.runtime.cache.put(key, self.info.model_id, result)
-        return result
+
+@dataclass
+class _Flight:
+    """One logical call from its start until it is settled (returned, failed or cancelled)."""
+
+    messages: Sequence[BaseMessage]
+    kwargs: Mapping[str, Any]
+    meta: Mapping[str, Any]
+    key: str | None
+    streamed: bool = False
+    started: float = dataclasses.field(default_factory=time.time)
+    t0: float = dataclasses.field(default_factory=time.perf_counter)
+    reservation: Reservation | None = None
+    retries: int = 0
+
+
+def _collected(chunks: Sequence[ChatGenerationChunk]) -> ChatResult | None:
+    return generate_from_stream(iter(chunks)) if chunks else None
 
 
 def _metadata(run_manager: Any) -> dict[str, Any]:
@@ -599,10 +603,13 @@ def managed_info(model: Any) -> ManagedInfo | None:
 
 
 class LLMRuntime:
-    """What every model of one run shares: the call recorder, the budget, the response cache.
+    """What every model of one run shares: the call recorder, the budget, the response cache,
+    and the HTTP clients its models were built with (closed with the runtime).
 
     ``retry`` is the backoff template (each spec's ``max_retries`` is applied on top). Models
-    are memoized per (role, spec): asking twice returns the same object.
+    are memoized per (role, spec): asking twice returns the same object. One runtime serves one
+    run on one event loop: a second ``asyncio.run`` gets a runtime of its own (its models'
+    connections belong to their loop).
     """
 
     def __init__(
@@ -620,6 +627,7 @@ class LLMRuntime:
         self.retry = retry if retry is not None else RetryPolicy()
         self._server = server
         self._models: dict[Any, BaseChatModel] = {}
+        self._clients: list[Any] = []
         self._lock = threading.Lock()
 
     @classmethod
@@ -664,8 +672,10 @@ class LLMRuntime:
     def role_model(self, config: Configuration, role: str, index: int = 0) -> BaseChatModel:
         return self.chat_model(config.spec(role, index), role_label(role, index))
 
-    def reviewer_models(self, config: Configuration) -> list[BaseChatModel]:
-        return [self.role_model(config, "reviewers", i) for i in range(len(config.models.reviewers))]
+    def adopt(self, *clients: Any) -> None:
+        """HTTP clients built for this runtime's models: closed by :meth:`close` / :meth:`aclose`."""
+        with self._lock:
+            self._clients.extend(clients)
 
     async def astart_local(self, config: Configuration) -> None:
         """Start the embedded server now, off the event loop, if any role uses it."""
@@ -680,43 +690,28 @@ class LLMRuntime:
             "cache": self.cache.stats() if self.cache is not None else None,
         }
 
-    def close(self) -> None:
+    def _release(self) -> list[Any]:
+        with self._lock:
+            clients, self._clients = self._clients, []
+            self._models.clear()
         if self.cache is not None:
             self.cache.close()
+        return clients
 
+    def close(self) -> None:
+        """Close the cache and the synchronous clients (async ones need :meth:`aclose`, on
+        their loop; unclosed, they are dropped with the runtime)."""
+        for client in self._release():
+            if not hasattr(client, "aclose"):
+                client.close()
 
-_DEFAULT_RUNTIMES: dict[Any, LLMRuntime] = {}
-_DEFAULT_LOCK = threading.Lock()
-
-
-def _shared_runtime(config: Configuration) -> LLMRuntime:
-    """For graph runs without a runner-supplied runtime (e.g. LangGraph Studio)."""
-    key = (config.cache.enabled, str(config.cache_path), config.budget.max_calls, config.budget.max_tokens)
-    with _DEFAULT_LOCK:
-        runtime = _DEFAULT_RUNTIMES.get(key)
-        if runtime is None:
-            runtime = _DEFAULT_RUNTIMES[key] = LLMRuntime.from_configuration(config)
-        return runtime
-
-
-def get_chat_model(config: RunnableConfig | Mapping[str, Any] | None, role: str, index: int = 0) -> BaseChatModel:
-    """The managed model of ``role`` for a graph run, LangGraph style: the configuration from
-    ``config`` (:meth:`Configuration.from_runnable_config`), the runtime from
-    ``configurable["llm_runtime"]`` (what the runner passes) or a process-wide one."""
-    configurable = (config or {}).get("configurable") or {}
-    settings = Configuration.from_runnable_config(config)
-    runtime = configurable.get("llm_runtime")
-    if runtime is None:
-        runtime = _shared_runtime(settings)
-    elif not isinstance(runtime, LLMRuntime):
-        raise TypeError(f"configurable['llm_runtime'] must be an LLMRuntime, not {type(runtime).__name__}")
-    return runtime.role_model(settings, role, index)
-
-
-def get_reviewer_models(config: RunnableConfig | Mapping[str, Any] | None) -> list[BaseChatModel]:
-    """One managed model per committee member."""
-    settings = Configuration.from_runnable_config(config)
-    return [get_chat_model(config, "reviewers", i) for i in range(len(settings.models.reviewers))]
+    async def aclose(self) -> None:
+        """Close the cache and every client, on the loop the run used (the runner calls this)."""
+        for client in self._release():
+            if hasattr(client, "aclose"):
+                await client.aclose()
+            else:
+                client.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -752,16 +747,27 @@ def _proxy_env() -> bool:
     return any(os.environ.get(name) for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"))
 
 
-def _http_clients(url: str) -> dict[str, Any]:
-    """HTTP clients of one model: a loopback server is never reached through an
-    HTTP(S)_PROXY from the environment, and every model gets its own clients. (The
-    OpenAI client otherwise shares one process-wide async pool whose keep-alive
-    connections belong to the first event loop: a second ``asyncio.run`` in the same
-    process then fails with "Event loop is closed".)"""
+def _http_clients(cls: type, url: str | None, runtime: LLMRuntime) -> dict[str, Any]:
+    """Clients of one model's own, for a model class that takes them (every ``ChatOpenAI``
+    relative, ``ChatGroq``...); none for a class that does not.
+
+    Why: such a class otherwise falls back on one process-wide async pool whose keep-alive
+    connections belong to the first event loop, so a second ``asyncio.run`` in the same
+    process (Phase 1, then Phase 2) fails with "Event loop is closed". The runtime adopts the
+    clients and closes them when the run ends. A loopback server is never reached through an
+    HTTP(S)_PROXY from the environment.
+    """
+    fields = getattr(cls, "model_fields", {})
+    if "http_async_client" not in fields:
+        return {}
     import httpx
 
-    trust_env = not (_is_loopback(url) and _proxy_env())
-    return {"http_client": httpx.Client(trust_env=trust_env), "http_async_client": httpx.AsyncClient(trust_env=trust_env)}
+    trust_env = not (url is not None and _is_loopback(url) and _proxy_env())
+    clients: dict[str, Any] = {"http_async_client": httpx.AsyncClient(trust_env=trust_env)}
+    if "http_client" in fields:
+        clients["http_client"] = httpx.Client(trust_env=trust_env)
+    runtime.adopt(*clients.values())
+    return clients
 
 
 def _ollama_root() -> str:
@@ -787,7 +793,7 @@ class _Built:
 
 
 def _build(spec: ModelSpec, role: str, runtime: LLMRuntime) -> _Built:
-    from langchain_openai import ChatOpenAI
+    from langchain_openai import AzureChatOpenAI, ChatOpenAI
 
     provider, name = spec.provider_and_name()
     common: dict[str, Any] = {"temperature": spec.temperature, "timeout": spec.timeout, "max_retries": 0}
@@ -796,7 +802,7 @@ def _build(spec: ModelSpec, role: str, runtime: LLMRuntime) -> _Built:
         max_tokens = min(spec.max_tokens, LOCAL_MAX_TOKENS)
         model = ChatOpenAI(
             model=server.model, base_url=_LOCAL_PLACEHOLDER_URL, api_key="local", max_tokens=max_tokens,
-            stream_usage=True, **common, **_http_clients(_LOCAL_PLACEHOLDER_URL),
+            stream_usage=True, **common, **_http_clients(ChatOpenAI, _LOCAL_PLACEHOLDER_URL, runtime),
         )
         return _Built(model, f"local:{server.model}", "the embedded local model server", max_tokens, server)
     if provider == "openai-compatible":
@@ -804,25 +810,28 @@ def _build(spec: ModelSpec, role: str, runtime: LLMRuntime) -> _Built:
         key = _api_key(spec, role, required=True) or "not-needed"
         model = ChatOpenAI(
             model=name, base_url=spec.base_url, api_key=key, max_tokens=spec.max_tokens, stream_usage=True,
-            **common, **_http_clients(spec.base_url),
+            **common, **_http_clients(ChatOpenAI, spec.base_url, runtime),
         )
         return _Built(model, f"{redact_url(spec.base_url)}#{name}", redact_url(spec.base_url) or "", spec.max_tokens)
     if provider == "openai":
         key = _api_key(spec, role, required=True)
-        model = ChatOpenAI(model=name, api_key=key, max_tokens=spec.max_tokens, **common)
-        endpoint = redact_url(os.environ.get("OPENAI_BASE_URL") or _OPENAI_DEFAULT) or _OPENAI_DEFAULT
-        return _Built(model, f"openai:{name}", endpoint, spec.max_tokens)
+        url = os.environ.get("OPENAI_BASE_URL") or _OPENAI_DEFAULT
+        model = ChatOpenAI(model=name, api_key=key, max_tokens=spec.max_tokens, **common, **_http_clients(ChatOpenAI, url, runtime))
+        return _Built(model, f"openai:{name}", redact_url(url) or _OPENAI_DEFAULT, spec.max_tokens)
     if provider == "azure_openai":
-        from langchain_openai import AzureChatOpenAI
-
         key = _api_key(spec, role, required=True)
-        model = AzureChatOpenAI(azure_deployment=name, api_key=key, max_tokens=spec.max_tokens, **common)
-        return _Built(model, f"azure_openai:{name}", redact_url(os.environ.get("AZURE_OPENAI_ENDPOINT")) or "Azure OpenAI", spec.max_tokens)
+        url = os.environ.get("AZURE_OPENAI_ENDPOINT")
+        model = AzureChatOpenAI(
+            azure_deployment=name, api_key=key, max_tokens=spec.max_tokens, **common,
+            **_http_clients(AzureChatOpenAI, url, runtime),
+        )
+        return _Built(model, f"azure_openai:{name}", redact_url(url) or "Azure OpenAI", spec.max_tokens)
     if provider == "ollama":
         root = _ollama_root()
         if _has_module("langchain_ollama"):
             from langchain_ollama import ChatOllama  # type: ignore[import-not-found]
 
+            # ChatOllama builds its own clients per instance (nothing process-wide to share).
             model = ChatOllama(
                 model=name, base_url=root, temperature=spec.temperature, num_predict=spec.max_tokens,
                 client_kwargs={"timeout": spec.timeout},
@@ -832,13 +841,14 @@ def _build(spec: ModelSpec, role: str, runtime: LLMRuntime) -> _Built:
             # that do not read max_completion_tokens.
             model = ChatOpenAI(
                 model=name, base_url=root + "/v1", api_key="ollama", max_tokens=spec.max_tokens,
-                stream_usage=True, extra_body={"max_tokens": spec.max_tokens}, **common, **_http_clients(root),
+                stream_usage=True, extra_body={"max_tokens": spec.max_tokens}, **common,
+                **_http_clients(ChatOpenAI, root, runtime),
             )
         return _Built(model, f"ollama:{name}", root + "/v1", spec.max_tokens)
-    return _Built(_build_other(spec, role, provider, name), f"{provider}:{name}", provider, spec.max_tokens)
+    return _Built(_build_other(spec, role, provider, name, runtime), f"{provider}:{name}", provider, spec.max_tokens)
 
 
-def _build_other(spec: ModelSpec, role: str, provider: str, name: str) -> BaseChatModel:
+def _build_other(spec: ModelSpec, role: str, provider: str, name: str, runtime: LLMRuntime) -> BaseChatModel:
     package, module_name, class_name = _PROVIDER_CLASSES.get(provider, ("", "", ""))
     key = _api_key(spec, role, required=KNOWN_KEY_REQUIRED.get(provider, False))
     kwargs: dict[str, Any] = {
@@ -849,7 +859,7 @@ def _build_other(spec: ModelSpec, role: str, provider: str, name: str) -> BaseCh
     if module_name and _has_module(module_name):
         cls = getattr(importlib.import_module(module_name), class_name)
         try:
-            return cls(model=name, **kwargs)
+            return cls(model=name, **kwargs, **_http_clients(cls, None, runtime))
         except Exception as error:  # noqa: BLE001 - an unusual constructor: try init_chat_model below
             first_error: Exception | None = error
     else:
@@ -939,7 +949,7 @@ def wrap_chat_model(
     base = retry or runtime.retry
     policy = base
     info = ManagedInfo(role=role, model=label, model_id=ident, endpoint=type(model).__name__,
-                       tool_calling="native", cache=bool(use_cache), spec=None)
+                       tool_calling="auto", cache=bool(use_cache), spec=None)
     limit = max_tokens if max_tokens is not None else getattr(model, "max_tokens", None)
     state = _Call(info=info, runtime=runtime, policy=policy, params=params, max_tokens=limit,
                   timeout=getattr(model, "request_timeout", None), key_env=None)

@@ -63,7 +63,7 @@ RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 521, 
 class LLMError(RuntimeError):
     """A model call failed for a reason retrying did not fix. ``role`` and ``model`` say which."""
 
-    is_retryable = False  # our retries are done: layers above (LangGraph RetryPolicy) should not retry
+    is_retryable = False  # our retries are done
 
     def __init__(self, message: str, *, role: str | None = None, model: str | None = None,
                  endpoint: str | None = None, attempts: int = 1, status_code: int | None = None) -> None:

@@ -26,8 +26,13 @@ What happens
 Malformed output of any sort (not JSON, wrong shape, failed validation, cut off at
 ``max_tokens``, a refusal, an unreadable HTTP body from the endpoint) never raises.
 Programming errors do: a ``schema`` that is not a pydantic model, an unknown ``method``,
-no messages. Transport errors (connection refused, 429/5xx after the client's own retries)
-propagate too: they are not about the output, and a graph's retry policy owns them.
+no messages. Transport errors (connection refused, 429/5xx) propagate too: they are not about
+the output; a managed model has already retried them, and the runner records the item as
+unfinished for ``apigen-mt resume``.
+
+Why not ``with_structured_output(...).with_retry(...)``: it raises on bad output (a run must
+not stop for it), retries blindly instead of showing the model its error, and says nothing
+typed about why the output was unusable (a graph routes on :class:`FailureKind`).
 
 Bounded schemas
     A small model under constrained decoding will happily emit an endless array or string;

@@ -37,6 +37,10 @@ A tool call naming a tool that does not exist comes out as an ordinary tool call
 mode) or, in json_schema mode, as whatever the model wrote: the caller (the executor)
 rejects it like any other bad call. Malformed native tool arguments come out as
 ``invalid_tool_calls``, as ``ChatOpenAI`` reports them.
+
+Why not a library: LangChain's ``bind_tools`` is native calling only; nothing there turns a
+model without a tool template into a tool caller. Tool schemas themselves come from
+``convert_to_openai_tool``.
 """
 
 from __future__ import annotations
@@ -219,18 +223,15 @@ def _rejects_tools(exc: BaseException) -> bool:
 
 
 def openai_tool_schemas(tools: Iterable[Any]) -> list[dict[str, Any]]:
-    """OpenAI function-tool schemas for ToolSpecs, OpenAI dicts, LangChain tools, pydantic models."""
+    """OpenAI function-tool schemas (LangChain's ``convert_to_openai_tool``) for ToolSpecs,
+    OpenAI dicts, ``{name, description, parameters}`` dicts, LangChain tools, pydantic
+    models; every tool named once, each with a ``parameters`` object."""
     schemas: list[dict[str, Any]] = []
     names: set[str] = set()
     for tool in tools:
-        if hasattr(tool, "openai_schema") and callable(tool.openai_schema):
-            schema = tool.openai_schema()
-        elif isinstance(tool, Mapping) and "function" in tool:
-            schema = copy.deepcopy(dict(tool))
-        elif isinstance(tool, Mapping) and "name" in tool and ("parameters" in tool or "description" in tool):
-            schema = {"type": "function", "function": copy.deepcopy(dict(tool))}
-        else:
-            schema = convert_to_openai_tool(tool)
+        if callable(getattr(tool, "openai_schema", None)):
+            tool = tool.openai_schema()
+        schema = convert_to_openai_tool(copy.deepcopy(dict(tool)) if isinstance(tool, Mapping) else tool)
         function = schema.get("function") or {}
         name = function.get("name")
         if not isinstance(name, str) or not name:

@@ -5,7 +5,9 @@ or ``openai.OpenAI(base_url=stub.base_url)``) to test the whole HTTP path: retri
 streaming, tool calls, structured output, error handling.
 
 Endpoints: ``POST /v1/chat/completions`` (plain JSON, or SSE when ``"stream": true``, with a
-usage chunk when ``stream_options.include_usage``) and ``GET /v1/models``.
+usage chunk when ``stream_options.include_usage``), Azure OpenAI's
+``POST /openai/deployments/<name>/chat/completions`` (the deployment is the model) and
+``GET /v1/models``.
 
 Replies come from a script with the items :class:`~apigen_mt.testing.ScriptedChatModel`
 takes (str, ``AIMessage``, ``{"content", "tool_calls"}`` dicts, structured data, ``tool_call``
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import socket
 import sys
 import threading
@@ -56,6 +59,7 @@ from apigen_mt.testing.scripted_model import (
 __all__ = ["Fault", "OpenAIStubServer", "RecordedRequest"]
 
 HOST = "127.0.0.1"
+_AZURE_ROUTE = re.compile(r"/openai/deployments/([^/]+)/chat/completions")
 
 
 @dataclass(frozen=True)
@@ -195,7 +199,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         record = self._read_and_record()
         path = self.path.split("?", 1)[0].rstrip("/")
-        if path not in ("/v1/chat/completions", "/chat/completions"):
+        deployment = _AZURE_ROUTE.fullmatch(path)
+        if path not in ("/v1/chat/completions", "/chat/completions") and deployment is None:
             self._send_error(404, f"no route POST {path}", "invalid_request_error")
             return
         if not self._authorized():
@@ -203,6 +208,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not isinstance(record.body, dict) or not isinstance(record.body.get("messages"), list):
             self._send_error(400, "request body must be a JSON object with 'messages'", "invalid_request_error")
             return
+        if deployment is not None:  # Azure OpenAI names the model in the path, not the body
+            record.body["model"] = record.body.get("model") or deployment.group(1)
         self.server.stub._serve_chat(self, record)
 
     # -- helpers ---------------------------------------------------------------------------
@@ -411,7 +418,7 @@ class OpenAIStubServer:
 
     @property
     def chat_requests(self) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.method == "POST" and r.path.rstrip("/").endswith("/chat/completions")]
+        return [r for r in self.requests if r.method == "POST" and r.path.split("?", 1)[0].rstrip("/").endswith("/chat/completions")]
 
     @property
     def errors(self) -> list[str]:
