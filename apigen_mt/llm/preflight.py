@@ -27,15 +27,15 @@ PHASE_ROLES = {
 
 
 def model_problems(config: Configuration, roles: Iterable[str]) -> list[str]:
-    """One message per role (of ``roles``; ``reviewers`` means every judge) whose model cannot
-    be built, in the words ``apigen-mt doctor`` uses; empty when all can."""
+    """One message per problem (of the roles in ``roles``; ``reviewers`` means every judge)
+    whose model cannot be built, in the words ``apigen-mt doctor`` uses, the roles that share
+    it named together; empty when every model can be built."""
     wanted = set(roles)
-    problems: list[str] = []
+    by_problem: dict[str, list[str]] = {}
     runtime = LLMRuntime()
     try:
         for label, spec in config.models.items():
-            role = "reviewers" if label.startswith("reviewer[") else label
-            if role not in wanted:
+            if ("reviewers" if label.startswith("reviewer[") else label) not in wanted:
                 continue
             try:
                 if spec.is_local:
@@ -44,9 +44,9 @@ def model_problems(config: Configuration, roles: Iterable[str]) -> list[str]:
                 else:
                     make_chat_model(spec, label, runtime=runtime)
             except LLMConfigError as error:
-                problems.append(str(error))
+                by_problem.setdefault(str(error).removeprefix(f"role {label}: "), []).append(label)
             except EmbeddedModelUnavailable as error:
-                problems.append(f"role {label}: model 'local': {error}")
+                by_problem.setdefault(f"model 'local': {error}", []).append(label)
     finally:
         runtime.close()
-    return problems
+    return [f"role{'s' if len(labels) > 1 else ''} {', '.join(labels)}: {problem}" for problem, labels in by_problem.items()]
