@@ -118,6 +118,15 @@ class Environment(ABC):
     def fork(self) -> "Environment":
         """An independent copy of the current state (for snapshots and what-ifs)."""
 
+    def dump(self) -> dict[str, dict[str, Any]]:
+        """The whole current state as JSON data, ``{table: {key: value}}``.
+
+        Reads every record, so it is for checks (``apigen-mt check-domain`` compares a fresh
+        environment's dump with the pristine one), never for the hot path."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no dump(): implement it to let check-domain compare whole states"
+        )
+
 
 @dataclass(frozen=True)
 class PolicyRule:
@@ -201,6 +210,12 @@ class Domain(ABC):
 
     def example_blueprints(self) -> list[Any]:
         """Few-shot examples; for benchmark-derived domains, from a *train* split only."""
+        return []
+
+    def check_runs(self) -> list[tuple[str, list[dict[str, Any]]]]:
+        """``(name, actions)`` sequences that exercise the tools from a fresh environment, for
+        ``apigen-mt check-domain`` only: never shown to a model (a benchmark's test data may
+        serve here). Default: none (the check uses the examples and sampled calls)."""
         return []
 
     @property

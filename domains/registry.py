@@ -40,6 +40,11 @@ BUILTIN: dict[str, tuple[Callable[[], Domain], str]] = {
 BFCL_ENTRY_PREFIX = "bfcl.multi_turn_"
 
 
+def is_builtin(name: str) -> bool:
+    """Whether ``name`` is a domain shipped here (not a user's module)."""
+    return name in BUILTIN or name.startswith(BFCL_ENTRY_PREFIX)
+
+
 @functools.cache
 def get_domain(name: str) -> Domain:
     """The domain called ``name`` (built-in) or defined by the module at import path ``name``."""

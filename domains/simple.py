@@ -32,8 +32,10 @@ converted to one); a failed call leaves the state as it was before the call. Any
 exception is treated as a bug in the tool and reported as such by the executor.
 
 **The copy-on-write invariant**: records reached by *iterating* a table (``items()``,
-``values()``) are the pristine objects shared by every environment: read them only. Look a
-record up by key (``db[table][key]`` or ``.get(key)``) before changing it.
+``values()``) are the pristine objects shared by every environment, frozen
+(:mod:`apigen_mt.tools.frozen`): changing one raises a ``PristineStateError`` naming the tool.
+Look a record up by key (``db[table][key]`` or ``.get(key)``) to get this environment's own,
+mutable copy.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ from apigen_mt.domains.base import (
     UnknownToolError,
 )
 from apigen_mt.tools.cow_table import CowTable
+from apigen_mt.tools.frozen import acting_tool, freeze
 from apigen_mt.tools.jsonable import to_jsonable
 from apigen_mt.tools.json_schema import argument_errors, inline_refs
 from apigen_mt.tools.jsonl import read_jsonl
@@ -348,7 +351,8 @@ class SimpleEnvironment(Environment):
         # A refused call must not leave half its changes behind: keep the overlays to restore.
         saved = None if bound.kind is ToolKind.READ else {n: t.fork() for n, t in self._tables.items()}
         try:
-            result = bound.function(self._db, **kwargs)
+            with acting_tool(name):
+                result = bound.function(self._db, **kwargs)
         except ToolError:
             self._restore(saved)
             raise
@@ -380,6 +384,9 @@ class SimpleEnvironment(Environment):
 
     def fork(self) -> "SimpleEnvironment":
         return SimpleEnvironment(self.domain, {name: t.fork() for name, t in self._tables.items()})
+
+    def dump(self) -> dict[str, dict[str, Any]]:
+        return {name: {key: to_jsonable(table.peek(key)) for key in table} for name, table in self._tables.items()}
 
 
 # -- the domain ------------------------------------------------------------------------------
@@ -510,7 +517,7 @@ class SimpleDomain(Domain):
         self._policy = _read_text(policy, "policy") if isinstance(policy, Path) else policy
         if not isinstance(self._policy, str) or not self._policy.strip():
             raise DomainError(f"domain {name!r}: the policy text is empty")
-        self._data = _load_data(data)
+        self._data = {table: freeze(rows, table) for table, rows in _load_data(data).items()}
         self._fingerprint = json.dumps(self._data, sort_keys=True)
         self._bound: dict[str, _Tool] = {}
         for function in _collect_tools(tools):
@@ -588,7 +595,8 @@ class SimpleDomain(Domain):
     # -- for tools, tests and rules -----------------------------------------------------------
     @property
     def data(self) -> Mapping[str, Mapping[str, Any]]:
-        """The pristine data, shared by every environment: read it, never change it."""
+        """The pristine data, shared by every environment: read-only (a change raises
+        :class:`~apigen_mt.tools.frozen.PristineStateError`)."""
         return types.MappingProxyType(self._data)
 
     @property
@@ -599,10 +607,6 @@ class SimpleDomain(Domain):
         return self._bound.get(name) if isinstance(name, str) else None
 
     def pristine_intact(self) -> bool:
-        """Whether the pristine data still equals what was loaded.
-
-        False means some tool changed a record it reached by iterating a table instead of
-        looking it up by key (the copy-on-write invariant); a test should assert this after
-        running the domain's tools and examples.
-        """
+        """Whether the pristine data still equals what was loaded (it is frozen, so only
+        code that bypasses the frozen types could make this False)."""
         return json.dumps(self._data, sort_keys=True) == self._fingerprint

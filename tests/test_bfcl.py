@@ -200,7 +200,7 @@ def test_execute_and_state_records(file_system):
     assert env.record("GorillaFileSystem", "root") == change.after
     assert env.record("GorillaFileSystem", "_current_dir") is None
     assert env.record("Nope", "root") is None
-    json.dumps(env.state())  # the Directory.parent cycle is skipped
+    json.dumps(env.dump())  # the Directory.parent cycle is skipped
     diff = StateDiff.of(env)
     assert "notes.txt" in diff.render()
     # forks are independent snapshots, new environments start pristine
@@ -309,7 +309,7 @@ def test_scenarios_are_exactly_those_whose_data_is_the_domain_state():
     ids = trading.user_ids()
     assert ids and ids[0] == data.pristine_entry_id("TradingBot")
     for id_ in ids:
-        assert BFCLDomain.for_entry(id_).new_env().state()["TradingBot"] == trading.new_env().state()["TradingBot"]
+        assert BFCLDomain.for_entry(id_).new_env().dump()["TradingBot"] == trading.new_env().dump()["TradingBot"]
     others = [e["id"] for e in data.all_entries() if "TradingBot" in e["involved_classes"] and e["id"] not in ids]
     assert others and "long_context" not in "".join(ids)
     context = trading.user_context(ids[0], max_chars=800)
@@ -332,7 +332,7 @@ def test_for_entry_uses_all_classes_long_context_and_excluded_functions():
     assert BFCLDomain.for_entry(entry, exclude_functions=False).tool(entry["excluded_function"][0]) is not None
     # long context: padded directories, as BFCL loads them
     plain = BFCLDomain.for_entry("multi_turn_base_0")
-    assert len(json.dumps(domain.new_env().state())) > len(json.dumps(plain.new_env().state()))
+    assert len(json.dumps(domain.new_env().dump())) > len(json.dumps(plain.new_env().dump()))
     assert not plain.long_context
 
 
@@ -340,7 +340,7 @@ def test_ground_truth_parses_and_math_is_stateless():
     assert ground_truth_actions("multi_turn_base_0")[2] == [{"name": "sort", "arguments": {"file_name": "final_report.pdf"}}]
     env = get_domain("bfcl.math").new_env()
     assert env.execute("add", {"a": 1, "b": 2}) == {"result": 3}
-    assert env.state() == {"MathAPI": {}} and list(env.changed_records()) == []
+    assert env.dump() == {"MathAPI": {}} and list(env.changed_records()) == []
 
 
 

@@ -289,17 +289,51 @@ def test_no_tool_function_accessor():
     assert not hasattr(SimpleDomain, "tool_function")  # the bound tool is bound_tool(name).function
 
 
-def test_pristine_intact_detects_writes_through_iteration():
+def test_a_write_through_iteration_fails_with_the_named_error_and_changes_nothing():
+    """The issue's three-line domain: before, three runs left `stock: 5` in every fresh environment."""
     @tool(kind="write")
-    def bad_reset(db: Db) -> str:
-        """Zero every balance the wrong way (through iteration)."""
-        for account in db["accounts"].values():
-            account["balance"] = 0
+    def restock(db: Db) -> str:
+        """Add one to every item's stock, the wrong way (through iteration)."""
+        for item in db["items"].values():
+            item["stock"] += 1
         return "done"
 
-    domain = make(tools=[bad_reset])
-    domain.new_env().execute("bad_reset", {})
-    assert not domain.pristine_intact()
+    @tool(kind="write")
+    def tag_all(db: Db, tag: str) -> str:
+        """Tag every item, the wrong way (a nested list of an iterated record).
+
+        Args:
+            tag: The tag.
+        """
+        for item in db["items"].values():
+            item["tags"].append(tag)
+        return "done"
+
+    domain = SimpleDomain("shop", tools=[restock, tag_all], policy="Be nice.",
+                          data={"items": {"i1": {"stock": 2, "tags": []}}})
+    for _ in range(3):
+        call = run_call(domain.new_env(), 0, "restock", {})
+        assert not call.ok and call.error.startswith("PristineStateError: tool 'restock' changed items['i1']['stock']")
+        assert "Look the record up by key" in call.error
+    call = run_call(domain.new_env(), 0, "tag_all", {"tag": "x"})
+    assert not call.ok and "tool 'tag_all' changed items['i1']['tags']" in call.error
+    assert domain.new_env().record("items", "i1") == {"stock": 2, "tags": []} and domain.pristine_intact()
+
+
+def test_keyed_copies_and_returned_values_stay_inside_their_environment():
+    @tool(kind="write")
+    def restock(db: Db) -> list:
+        """Add one to every item's stock (found by iteration, changed by key)."""
+        for key in list(db["items"]):
+            db["items"][key]["stock"] += 1
+        return list(db["items"].values())
+
+    domain = SimpleDomain("shop", tools=[restock], policy="Be nice.", data={"items": {"i1": {"stock": 2}}})
+    env = domain.new_env()
+    returned = env.execute("restock", {})
+    returned[0]["stock"] = 100  # the caller's own copy
+    assert env.record("items", "i1") == {"stock": 3}
+    assert domain.new_env().record("items", "i1") == {"stock": 2}
 
 
 def test_policy_rules_run_in_validation(bank):

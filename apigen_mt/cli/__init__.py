@@ -14,7 +14,14 @@ from pathlib import Path
 from apigen_mt import __version__
 from apigen_mt.cli.doctor import cmd_doctor
 from apigen_mt.cli.errors import fail, os_error_text
-from apigen_mt.cli.domain_commands import cmd_context, cmd_domains, cmd_graph, cmd_import_tau2, cmd_validate
+from apigen_mt.cli.domain_commands import (
+    cmd_check_domain,
+    cmd_context,
+    cmd_domains,
+    cmd_graph,
+    cmd_import_tau2,
+    cmd_validate,
+)
 from apigen_mt.cli.output_commands import cmd_export, cmd_report
 from apigen_mt.cli.run_commands import add_generate_arguments, cmd_generate, cmd_resume
 from apigen_mt.domains.base import DomainError
@@ -70,6 +77,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--fail-on-reject", action="store_true", help="exit with status 1 if any blueprint fails"
     )
     p.set_defaults(handler=cmd_validate)
+
+    p = sub.add_parser(
+        "check-domain",
+        help="prove a domain fit to verify against: contract, examples, isolation, determinism, kinds, data",
+        description="Runs the domain's examples and sampled calls on fresh environments: the tools' contract, "
+        "the examples' validity, that no environment changes another (isolation), that a replay gives the same "
+        "state and observations (determinism), that read tools never write and write tools do (kinds), and that "
+        "references between tables resolve (data). Exit status 1 if a check fails.",
+    )
+    p.add_argument("domain", help="a built-in domain name or a module path")
+    p.add_argument("--samples", type=int, default=12, metavar="N", help="grounded walks sampled besides the examples (default 12)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true", help="only the cheap part: contract and examples")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a report")
+    p.set_defaults(handler=cmd_check_domain)
 
     p = sub.add_parser("graph", help="the API dependency graph of a domain (text, DOT or GraphML)")
     p.add_argument("--domain", required=True, help="a built-in domain name or a module path")

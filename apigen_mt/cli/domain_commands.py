@@ -125,6 +125,16 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_domain(args: argparse.Namespace) -> int:
+    """Exit status 0 when every check passes, 1 when one fails, 2 for a domain that cannot load."""
+    from apigen_mt.domains.registry import get_domain
+    from apigen_mt.tools.domain_check import check_domain
+
+    report = check_domain(get_domain(args.domain), cheap=args.quick, samples=args.samples, seed=args.seed)
+    print(json.dumps(report.to_json(), indent=2) if args.json else report.render())
+    return 0 if report.ok else 1
+
+
 def cmd_context(args: argparse.Namespace) -> int:
     from apigen_mt.domains.registry import get_domain
     from apigen_mt.tools.samplers.context import sample_context

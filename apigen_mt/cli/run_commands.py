@@ -110,8 +110,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     configuration error (a model that cannot be built included: found before any work),
     :data:`EXIT_UNFINISHED` when items did not finish, 130 after Ctrl-C."""
     from apigen_mt.configuration import ConfigurationError, config_from_args
+    from apigen_mt.domains.registry import get_domain, is_builtin
     from apigen_mt.llm.preflight import model_problems
     from apigen_mt.store import STORE_FILE, RunStore, StoreError
+    from apigen_mt.tools.domain_check import cheap_problems
 
     if args.phase in ("1", "all") and not args.domain:
         return fail("--domain is required for Phase 1")
@@ -125,6 +127,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if problems:
         return fail("a model this run needs cannot be used (nothing was run):\n  " + "\n  ".join(problems)
                       + "\n`apigen-mt doctor` checks every role.")
+    if args.phase in ("1", "all") and not is_builtin(args.domain):
+        problems = cheap_problems(get_domain(args.domain))  # a module that cannot load: DomainError, exit 2
+        if problems:
+            return fail(f"domain {args.domain} is not fit to generate from (nothing was run):\n  " + "\n  ".join(problems)
+                        + f"\n`apigen-mt check-domain {args.domain}` runs every check.")
     try:
         args.run_dir.mkdir(parents=True, exist_ok=True)
         store = RunStore(args.run_dir)

@@ -451,7 +451,7 @@ class BFCLEnvironment(Environment):
         if saved is not None:
             self._instances[owner] = saved
 
-    def state(self) -> dict[str, dict[str, Any]]:
+    def dump(self) -> dict[str, dict[str, Any]]:
         """The whole public state: ``{class: {attribute: value}}`` as JSON data."""
         return {class_name: public_state(instance) for class_name, instance in self._instances.items()}
 
@@ -659,6 +659,16 @@ class BFCLDomain(Domain):
             "involved_classes": list(entry["involved_classes"]),
             "initial_config": bounded(config, max_chars),
         }
+
+    def check_runs(self, max_entries: int = 8) -> list[tuple[str, list[dict[str, Any]]]]:
+        """BFCL's ground truth of the scenarios whose data is this state (its calls to these
+        classes, all turns in order): for check-domain only, never for a prompt."""
+        runs = []
+        for entry_id in self.user_ids()[:max_entries]:
+            actions = [a for turn in ground_truth_actions(entry_id) for a in turn if self.owner(a["name"])]
+            if actions:
+                runs.append((f"BFCL ground truth of {entry_id}", actions))
+        return runs
 
     # -- helpers -------------------------------------------------------------------------------
     @property

@@ -10,6 +10,7 @@ from apigen_mt.domains.base import Domain, PolicyRule, ToolKind, ToolSpec
 from apigen_mt.domains.tau2bench.environment import Tau2Environment
 from apigen_mt.domains.tau2bench.runtime import import_tau2
 from apigen_mt.tools.cow_table import CowTable
+from apigen_mt.tools.frozen import freeze, freeze_model
 from apigen_mt.tools.json_schema import inline_refs
 
 _KINDS = {"read": ToolKind.READ, "write": ToolKind.WRITE}
@@ -17,11 +18,19 @@ _KINDS = {"read": ToolKind.READ, "write": ToolKind.WRITE}
 
 @functools.cache
 def _load_pristine(tau2_name: str) -> tuple[Any, type, type, str]:
-    """(pristine db, db class, toolkit class, policy text) of one tau2 domain, per process."""
+    """(pristine db, db class, toolkit class, policy text) of one tau2 domain, per process.
+
+    The pristine db is frozen: every environment shares it, and tau2 code that changed a
+    record it reached by iteration would change them all (a keyed lookup copies)."""
     env_module = import_tau2(f"domains.{tau2_name}.environment")
     environment = env_module.get_environment()
     toolkit = environment.tools
-    return toolkit.db, type(toolkit.db), type(toolkit), environment.get_policy()
+    db, db_class = toolkit.db, type(toolkit.db)
+    for name, value in list(db.__dict__.items()):
+        if isinstance(value, dict):
+            db.__dict__[name] = freeze(value, name)
+    freeze_model(db, "the database")
+    return db, db_class, type(toolkit), environment.get_policy()
 
 
 class Tau2Domain(Domain):

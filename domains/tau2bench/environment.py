@@ -16,6 +16,7 @@ from apigen_mt.domains.base import (
 )
 from apigen_mt.tools import arithmetic
 from apigen_mt.tools.cow_table import CowTable
+from apigen_mt.tools.frozen import PristineStateError, acting_tool
 from apigen_mt.tools.json_schema import argument_errors, coerce_integers
 from apigen_mt.tools.jsonable import to_jsonable
 
@@ -46,7 +47,12 @@ class Tau2Environment(Environment):
         # tau2 checks before it writes, but not everywhere: keep the overlays to restore.
         saved = None if spec.kind is ToolKind.READ else {n: t.fork() for n, t in self._tables.items()}
         try:
-            result = getattr(self._toolkit, name)(**arguments)
+            with acting_tool(name):
+                result = getattr(self._toolkit, name)(**arguments)
+        except PristineStateError:  # a bug, not a business failure: the executor says so
+            if saved is not None:
+                self._rebind(saved)
+            raise
         except Exception as error:  # tau2 signals business failures with plain exceptions
             if saved is not None:
                 self._rebind(saved)
@@ -73,3 +79,6 @@ class Tau2Environment(Environment):
 
     def fork(self) -> "Tau2Environment":
         return Tau2Environment(self.domain, {name: t.fork() for name, t in self._tables.items()})
+
+    def dump(self) -> dict[str, dict[str, Any]]:
+        return {name: {key: table.peek(key).model_dump(mode="json") for key in table} for name, table in self._tables.items()}
