@@ -74,6 +74,7 @@ runner passes, so no file is read inside a graph node).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import re
@@ -555,6 +556,24 @@ class Configuration(BaseModel):
         return _build([("configurable", _normalize_layer(flat, "configurable"))], base=resolved)
 
 
+def settings_key(config: Mapping[str, Any] | None) -> tuple[Any, ...]:
+    """A hashable key of what :meth:`Configuration.from_runnable_config` resolves ``config`` from:
+    equal keys, equal configurations for one process. A :class:`Configuration` in
+    ``configurable["apigen_mt"]`` counts by identity (whoever memoizes on the key keeps it alive),
+    flat keys by value; without one the file and environment count as read once (no system call
+    here: async nodes call this on the event loop)."""
+    configurable = (config or {}).get("configurable") or {}
+    base = configurable.get("apigen_mt")
+    if isinstance(base, Configuration):
+        source: Any = id(base)
+    elif base is None:
+        source = "file and environment"
+    else:
+        source = json.dumps(base, sort_keys=True, default=str)
+    flat = tuple(sorted((k, json.dumps(v, sort_keys=True, default=str)) for k, v in configurable.items() if _is_config_key(k)))
+    return source, flat
+
+
 def _load_memoized() -> Configuration:
     key = (
         os.getcwd(),
@@ -823,7 +842,7 @@ def _build(layers: Iterable[tuple[str, dict[str, Any]]], base: Configuration | N
             models = layer.get("models", {})
             everyone = models.get("all", {})
             if everyone:
-                all_acc.update(everyone)
+                all_acc = _merge_spec(all_acc, everyone)  # a provider model drops an older base_url
                 for role in SINGLE_ROLES:
                     state[role] = _merge_spec(state[role], everyone)
                 reviewers = [_merge_spec(r, everyone) for r in reviewers]
@@ -834,7 +853,7 @@ def _build(layers: Iterable[tuple[str, dict[str, Any]]], base: Configuration | N
                 template = _merge_spec(_merge_spec(_spec_defaults("reviewers"), all_acc), reviewers_all_acc)
                 reviewers = [_merge_spec(template, entry) for entry in models["reviewers"]]
             if models.get("reviewers_all"):
-                reviewers_all_acc.update(models["reviewers_all"])
+                reviewers_all_acc = _merge_spec(reviewers_all_acc, models["reviewers_all"])
                 reviewers = [_merge_spec(r, models["reviewers_all"]) for r in reviewers]
             budget.update(layer.get("budget", {}))
             cache.update(layer.get("cache", {}))

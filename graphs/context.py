@@ -17,8 +17,8 @@ item), and ``langgraph dev`` builds a fresh one from every run request, so each 
 its own budget and call records. A graph invoked without a context uses a shared one (one per
 event loop) whose runtimes are shared by configuration; pass a context for a budget of its own.
 
-Each role's model is resolved once per context (the configuration is read, the spec built,
-the cache opened in a worker thread: an async node never blocks the event loop).
+Each role's model is resolved once per context and settings (the configuration is read, the
+spec built, the cache opened, in a worker thread: an async node never blocks the event loop).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from pydantic.json_schema import SkipJsonSchema
 
-from apigen_mt.configuration import Configuration
+from apigen_mt.configuration import Configuration, settings_key
 from apigen_mt.llm.factory import LLMRuntime
 
 __all__ = ["RunContext", "run_context"]
@@ -55,11 +55,10 @@ class RunContext(BaseModel):
         None, description="ready chat models by role, bypassing the configuration: {'generator': m, 'reviewers': [m1, m2]}"
     )
 
-    _configuration: Configuration | None = PrivateAttr(default=None)
-    _models: dict[tuple[str, int], Any] = PrivateAttr(default_factory=dict)
+    _resolved: dict[Any, tuple[Any, Configuration]] = PrivateAttr(default_factory=dict)
+    _models: dict[tuple[Any, str, int], Any] = PrivateAttr(default_factory=dict)
     _runtimes: dict[Any, LLMRuntime] = PrivateAttr(default_factory=dict)
     _lock: Any = PrivateAttr(default_factory=threading.Lock)
-    _shared: bool = PrivateAttr(default=False)
 
     # -- models ------------------------------------------------------------------------------
 
@@ -77,67 +76,69 @@ class RunContext(BaseModel):
             return model[index % len(model)]
         return model
 
-    def configuration(self, config: Mapping[str, Any] | None) -> Configuration:
-        """The run's resolved configuration (read once per context: it may read the TOML file)."""
-        if self._configuration is not None:
-            return self._configuration
-        resolved = Configuration.from_runnable_config(config)
-        if self._shared:  # serves many configurations: resolve each time
-            return resolved
+    def _known_configuration(self, key: Any) -> Configuration | None:
         with self._lock:
-            if self._configuration is None:
-                self._configuration = resolved
-            return self._configuration
+            known = self._resolved.get(key)
+        return known[1] if known is not None else None
+
+    def configuration(self, config: Mapping[str, Any] | None) -> Configuration:
+        """The configuration ``config`` stands for, resolved once per context and settings
+        (resolving may read the TOML file)."""
+        key = settings_key(config)
+        known = self._known_configuration(key)
+        if known is not None:
+            return known
+        resolved = Configuration.from_runnable_config(config)
+        base = ((config or {}).get("configurable") or {}).get("apigen_mt")  # kept alive: its id is in the key
+        with self._lock:
+            return self._resolved.setdefault(key, (base, resolved))[1]
 
     async def aconfiguration(self, config: Mapping[str, Any] | None) -> Configuration:
         """:meth:`configuration` for async nodes: a first resolution runs in a worker thread."""
-        if self._configuration is not None:
-            return self._configuration
-        return await asyncio.to_thread(self.configuration, config)
+        known = self._known_configuration(settings_key(config))
+        return known if known is not None else await asyncio.to_thread(self.configuration, config)
 
     def llm_runtime(self, configuration: Configuration) -> LLMRuntime:
-        """The run's LLM runtime: the one given, else one made for this context (a budget per
-        run; the shared context keeps one per cache and budget setting)."""
+        """The run's LLM runtime: the one given, else one this context makes per cache and
+        budget setting (one run: one runtime, so a budget per run), closed with the context."""
         if self.llm is not None:
             if not isinstance(self.llm, LLMRuntime):
                 raise TypeError(f"RunContext.llm must be an LLMRuntime, not {type(self.llm).__name__}")
             return self.llm
         budget, cache = configuration.budget, configuration.cache
-        key = (cache.enabled, str(configuration.cache_path), budget.max_calls, budget.max_tokens) if self._shared else None
+        key = (cache.enabled, str(configuration.cache_path), budget.max_calls, budget.max_tokens)
         with self._lock:
             runtime = self._runtimes.get(key)
             if runtime is None:
                 runtime = self._runtimes[key] = LLMRuntime.from_configuration(configuration)
+                weakref.finalize(self, runtime.close)  # a Studio run's cache file and clients go with it
             return runtime
 
-    def _known_model(self, role: str, index: int) -> Any:
-        """The given model of ``role``, or the one resolved before; None if neither."""
+    def _known_model(self, key: Any, role: str, index: int) -> Any:
+        """The given model of ``role``, or the one resolved before for these settings; None if neither."""
         if role in self.given():
             return self._given_model(role, index)
         with self._lock:
-            return self._models.get((role, index))
+            return self._models.get((key, role, index))
 
     def model(self, config: Mapping[str, Any] | None, role: str, index: int = 0) -> Any:
         """The chat model of ``role`` (``reviewers`` takes the judge's ``index``; judges beyond
         the configured or given committee reuse it in turn)."""
-        known = self._known_model(role, index)
+        key = settings_key(config)
+        known = self._known_model(key, role, index)
         if known is not None:
             return known
         configuration = self.configuration(config)
         judge = index % len(configuration.models.reviewers) if role == "reviewers" else 0
         model = self.llm_runtime(configuration).role_model(configuration, role, judge)
-        if not self._shared:  # the shared context serves many configurations: resolve each time
-            with self._lock:
-                model = self._models.setdefault((role, index), model)
-        return model
+        with self._lock:
+            return self._models.setdefault((key, role, index), model)
 
     async def amodel(self, config: Mapping[str, Any] | None, role: str, index: int = 0) -> Any:
         """:meth:`model` for async nodes: a first resolution (configuration file, cache file)
         runs in a worker thread (``langgraph dev`` fails a run that blocks its loop)."""
-        known = self._known_model(role, index)
-        if known is not None:
-            return known
-        return await asyncio.to_thread(self.model, config, role, index)
+        known = self._known_model(settings_key(config), role, index)
+        return known if known is not None else await asyncio.to_thread(self.model, config, role, index)
 
     async def areviewer_count(self, config: Mapping[str, Any] | None) -> int:
         """How many judges the given models, else the configuration, name."""
@@ -169,7 +170,6 @@ def _shared_context() -> RunContext:
         context = _SHARED.get(loop) if loop is not None else (_SHARED_OFF_LOOP[0] if _SHARED_OFF_LOOP else None)
         if context is None:
             context = RunContext()
-            context._shared = True
             if loop is None:
                 _SHARED_OFF_LOOP.append(context)
             else:

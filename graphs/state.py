@@ -56,11 +56,13 @@ class BlueprintState:
     rejection: dict[str, Any] | None = None
     """Why the blueprint was given up: the last round's stage and reasons."""
 
-    max_rounds: int = 1
-    """Rounds this blueprint may take (written by the proposer each round, from the settings)."""
+    max_rounds: int | None = None
+    """Rounds this blueprint may take (written by the proposer each round, from the settings;
+    None only in a thread checkpointed by an older version: the domain's default then)."""
 
-    committee_size: int = 1
-    """Judges of this round's review (written by the proposer, from the settings and the models)."""
+    committee_size: int | None = None
+    """Judges of this round's review (written by the proposer, from the settings and the models;
+    None as above: the default committee then)."""
 
 
 @dataclass(kw_only=True)

@@ -26,6 +26,7 @@ from langgraph.types import Send
 
 from apigen_mt.agents.feedback import awrite_feedback, summarize_votes
 from apigen_mt.agents.reviewer import areview_blueprint
+from apigen_mt.configuration import DEFAULT_REVIEWERS
 from apigen_mt.domains.registry import get_domain
 from apigen_mt.llm.tracing import run_config
 from apigen_mt.tools.checks.execution import execute_blueprint, execution_errors
@@ -34,7 +35,7 @@ from apigen_mt.tools.checks.policy import policy_violations
 from apigen_mt.tools.state_diff import StateDiff
 
 from .context import RunContext, run_context
-from .settings import Phase1Settings
+from .settings import DEFAULT_ROUNDS, Phase1Settings
 from .state import BlueprintState, ReviewTask
 
 __all__ = [
@@ -130,7 +131,8 @@ def route_after_check(next_node: str):
 
 
 def _failure_route(state: BlueprintState) -> str:
-    return "feedback" if state.round < state.max_rounds else "give_up"
+    rounds = state.max_rounds if state.max_rounds is not None else DEFAULT_ROUNDS.get(state.domain, 3)
+    return "feedback" if state.round < rounds else "give_up"
 
 
 # -- stage 2: the committee --------------------------------------------------------------------
@@ -149,7 +151,7 @@ def route_to_committee(state: BlueprintState) -> list[Send] | str:
                 diff=diff, blueprint_id=state.blueprint_id, phase=phase_of(state),
             ),
         )
-        for judge in range(state.committee_size)
+        for judge in range(state.committee_size or DEFAULT_REVIEWERS)
     ]
 
 

@@ -179,6 +179,7 @@ class _LeakyEnvironment(Environment):
 class _LeakyDomain(Domain):
     name = "leaky"
     shared: dict[str, int]
+    kind = ToolKind.WRITE
 
     def __init__(self) -> None:
         self.shared = {"counter": 0}
@@ -189,7 +190,7 @@ class _LeakyDomain(Domain):
 
     @property
     def tools(self) -> list[ToolSpec]:
-        return [ToolSpec("bump", "Add one.", {"type": "object", "properties": {}}, ToolKind.WRITE)]
+        return [ToolSpec("bump", "Add one.", {"type": "object", "properties": {}}, self.kind)]
 
     def new_env(self) -> Environment:
         return _LeakyEnvironment(self)
@@ -198,10 +199,28 @@ class _LeakyDomain(Domain):
         return [{"id": "b", "domain": "leaky", "instruction": "Count.", "outputs": [], "actions": [{"name": "bump", "arguments": {}}]}]
 
 
+def test_a_read_tool_that_leaks_into_the_shared_state_fails_isolation():
+    """The leak is caught whatever the tool's kind: marked read, its own environment shows no change."""
+    domain = _LeakyDomain()
+    domain.kind = ToolKind.READ
+    report = check_domain(domain)
+    assert failures(report, "isolation")[0].startswith("after example 'b', call 0 bump (ok) a fresh environment is no longer")
+
+
+def test_a_non_deterministic_new_env_is_named():
+    class Stamped(_LeakyDomain):
+        def new_env(self) -> Environment:
+            self.shared["counter"] = time.time_ns()  # every fresh environment differs
+            return _LeakyEnvironment(self)
+
+    report = check_domain(Stamped())
+    assert failures(report, "determinism")[0].startswith("two fresh environments differ (state['counter']): new_env() must")
+
+
 def test_a_hand_written_environment_that_leaks_fails_isolation():
     report = check_domain(_LeakyDomain())
     leak = failures(report, "isolation")[0]
-    assert leak.startswith("after bump (example 'b', call 0) a fresh environment is no longer pristine: state['counter']")
+    assert leak.startswith("after example 'b', call 0 bump (ok) a fresh environment is no longer pristine: state['counter']")
 
 
 # -- the command ------------------------------------------------------------------------------------

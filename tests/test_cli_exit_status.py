@@ -41,6 +41,16 @@ def test_a_missing_api_key_stops_generate_before_any_work(tmp_path, monkeypatch,
     assert not run_dir.exists()
 
 
+def test_an_azure_model_without_its_endpoint_stops_generate_with_the_variable_named(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "az-test")
+    monkeypatch.delenv("AZURE_OPENAI_ENDPOINT", raising=False)
+    code = main(["generate", "--domain", "library", "--blueprints", "1", "--run-dir", str(tmp_path / "run"),
+                 "--model", "generator=azure_openai:my-deployment"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "role generator: model 'azure_openai:my-deployment' needs the resource's endpoint URL in $AZURE_OPENAI_ENDPOINT" in err
+
+
 def test_resume_checks_the_models_again(tmp_path, monkeypatch, capsys):
     oracle = Oracles()
     run_dir = tmp_path / "run"

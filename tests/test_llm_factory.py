@@ -506,8 +506,10 @@ def test_a_run_context_resolves_each_role_from_the_runnable_config_once(stub):
     context = RunContext(llm=rt)
     config = {"configurable": {**config_obj.to_configurable(), "generator_temperature": 0.3}}
     generator = context.model(config, "generator")
-    assert generator is context.model({}, "generator")  # resolved once per run
+    assert generator is context.model(config, "generator")  # resolved once per run and settings
     assert managed_info(generator).spec.temperature == 0.3
+    hotter = context.model({"configurable": {**config["configurable"], "generator_temperature": 0.9}}, "generator")
+    assert hotter is not generator and managed_info(hotter).spec.temperature == 0.9  # other settings, other model
     judges = [context.model(config, "reviewers", i) for i in range(asyncio.run(context.areviewer_count(config)))]
     assert context.model(config, "reviewers", 2) is judges[0]  # a larger committee reuses them in turn
     assert [managed_info(j).role for j in judges] == ["reviewer[0]", "reviewer[1]"]

@@ -6,12 +6,11 @@ records and copies a record into a private overlay the first time it is *looked 
 so a fork costs O(1), holds only the records a conversation touched, and a diff or a state
 comparison looks at those records only.
 
-The one invariant domain code must keep: records reached by *iterating* the table
-(``items()``, ``values()``) are the shared pristine objects and must only be read. Every
-tool that changes a record first looks it up by key (``table[key]``), which is what real
-domain code does (``_get_order(order_id)`` and friends); ``tests/test_cow_table.py`` guards
-the invariant for the shipped domains by checking the pristine data is untouched after
-replaying every gold task.
+Records reached by *iterating* the table (``items()``, ``values()``) are the shared pristine
+objects: read-only. The domains freeze their pristine data (:mod:`apigen_mt.tools.frozen`), so
+a tool that changes such a record fails with an error naming it; a tool changes a record
+after looking it up by key (``table[key]``), which is what real domain code does
+(``_get_order(order_id)`` and friends).
 """
 
 from __future__ import annotations

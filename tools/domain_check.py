@@ -3,22 +3,23 @@
 Every verification stands on the domain: the execution check, the policy rules and the
 verifier replay calls on fresh environments and compare states. A domain that leaks state
 between environments, answers the same call differently twice, or marks a tool ``read``
-while it writes makes all of them wrong without an error. The checks, each run on the
-domain's example blueprints and on calls sampled from grounded walks over its real data:
+while it writes makes all of them wrong without an error.
 
-The runs: the examples' actions, the domain's own :meth:`~apigen_mt.domains.base.Domain.check_runs`
-(BFCL: its ground truth), and grounded walks sampled over the data.
+The runs (sequences of calls, each from a fresh environment): the examples' actions, the
+domain's own :meth:`~apigen_mt.domains.base.Domain.check_runs` (BFCL: its ground truth), and
+grounded walks sampled over the data. The checks:
 
 * ``contract``: every tool has an object schema, a description and a kind; the policy text
   is there; the rules load and name real tools.
 * ``examples``: every example is a valid blueprint of this domain (format, execution, policy).
-* ``isolation``: after every successful write (and any run that touched the shared pristine
-  state) a fresh environment's whole state still hashes to the pristine one.
-* ``determinism``: every run replayed on a second fresh environment, other environments
-  having run in between, gives the same state and the same observations.
+* ``isolation``: no call writes to the frozen pristine state, and a fresh environment's whole
+  state (:meth:`~apigen_mt.domains.base.Environment.dump`) stays the pristine one after every
+  call of every run, whatever its kind or outcome (after every run where a dump is slow).
+* ``determinism``: two fresh environments start equal, and every run replayed on a second fresh
+  environment, other runs having gone in between, gives the same observations and state.
 * ``kinds``: a ``read`` tool never changes the state; a ``write`` tool changes it at least once.
-* ``data``: references between tables resolve (a record field named after another table's
-  key field, or after the table, names records that exist).
+* ``data``: references between tables resolve (a record field named after another table, its
+  key field or ``<singular table>_id`` names records that exist).
 
 ``contract`` and ``examples`` are the cheap part (:func:`check_domain` with ``cheap=True``):
 ``generate`` runs them for a user domain before any model is called.
@@ -27,19 +28,24 @@ The runs: the examples' actions, the domain's own :meth:`~apigen_mt.domains.base
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from apigen_mt.blueprint import blueprint_json
 from apigen_mt.domains.base import Domain, PolicyRule, ToolKind
+from apigen_mt.tools.api_graph.values import singular
 from apigen_mt.tools.checks.validate import validate_blueprint
 from apigen_mt.tools.executor import ExecutedCall, run_call
 from apigen_mt.tools.state_diff import StateDiff, canonical_json, field_changes, state_hash
 
 __all__ = ["CHECKS", "DomainReport", "Finding", "cheap_problems", "check_domain"]
 
-CHECKS = ("contract", "examples", "isolation", "determinism", "kinds", "data")
+CHECKS = ("contract", "examples", "runs", "isolation", "determinism", "kinds", "data")
+"""The report's sections, in order (``runs`` says what the last four ran on)."""
+PER_CALL_DUMP_SECONDS = 0.005
+"""A fresh environment dumped at most this fast is compared after every call; else after every run."""
 MAX_SHOWN = 5  # problems listed per check; the rest are counted
 
 
@@ -83,6 +89,10 @@ class DomainReport:
         failed = len(self.problems)
         lines.append(f"{failed} problem{'s' if failed != 1 else ''} found." if failed else "All checks passed.")
         return "\n".join(lines)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
 def _capped(check: str, problems: list[str]) -> list[Finding]:
@@ -132,8 +142,8 @@ def _contract(domain: Domain) -> list[Finding]:
     if problems:
         return _capped("contract", problems)
     counts = ", ".join(f"{n} {kind}" for kind, n in domain.tool_counts().items() if n)
-    return [Finding("contract", True, f"{len(tools)} tools ({counts}), a policy of {len(domain.policy):,} characters, "
-                                      f"{len({id(r) for r in rules})} rules")]
+    return [Finding("contract", True, f"{_plural(len(tools), 'tool')} ({counts}), a policy of "
+                                      f"{_plural(len(domain.policy), 'character')}, {_plural(len({id(r) for r in rules}), 'rule')}")]
 
 
 def _examples(domain: Domain, examples: Sequence[Mapping[str, Any]]) -> list[Finding]:
@@ -160,7 +170,7 @@ def _examples(domain: Domain, examples: Sequence[Mapping[str, Any]]) -> list[Fin
     return findings
 
 
-# -- runs: the examples' actions and sampled grounded walks ------------------------------------
+# -- runs: the examples' actions, the domain's check runs, sampled grounded walks ---------------
 
 
 @dataclass
@@ -173,8 +183,8 @@ class _Run:
     final_hash: str = ""
 
 
-def _runs(domain: Domain, examples: Sequence[Mapping[str, Any]], samples: int, seed: int) -> tuple[list[_Run], list[Finding]]:
-    """The examples' actions, then up to ``samples`` grounded walks; a note when walks fail."""
+def _runs(domain: Domain, examples: Sequence[Mapping[str, Any]], samples: int, seed: int) -> tuple[list[_Run], Finding]:
+    """The runs, and the ``runs`` line saying what they are."""
     from apigen_mt.tools.grounded_walk import grounded_walk
 
     runs = [
@@ -182,20 +192,26 @@ def _runs(domain: Domain, examples: Sequence[Mapping[str, Any]], samples: int, s
         for index, example in enumerate(examples)
         if isinstance(example.get("actions"), list) and example["actions"]
     ]
-    runs += [_Run(name, list(actions)) for name, actions in domain.check_runs()]
+    own = [_Run(name, list(actions)) for name, actions in domain.check_runs()]
+    walks: list[_Run] = []
+    trouble = ""
     rng = random.Random(seed)
     for index in range(samples):
         try:
             walk = grounded_walk(domain, rng)
-        except Exception as error:  # noqa: BLE001 - the examples are still run
-            return runs, [Finding("isolation", True, f"calls could not be sampled ({type(error).__name__}: {error}): "
-                                                     "only the examples' actions were run", warning=True)]
+        except Exception as error:  # noqa: BLE001 - the other runs still go
+            trouble = f"; sampling stopped: {type(error).__name__}: {error}"
+            break
         if walk is None:
-            found = "no grounded walk" if index == 0 else f"only {index} grounded walks"
-            return runs, [Finding("isolation", True, f"{found} could be sampled on the data: {len(runs)} runs in all",
-                                  warning=True)]
-        runs.append(_Run(f"sampled walk {index} ({' -> '.join(walk.chain)})", walk.actions))
-    return runs, []
+            trouble = f"; no more grounded walks could be sampled on the data (of {samples} asked)"
+            break
+        walks.append(_Run(f"sampled walk {index} ({' -> '.join(walk.chain)})", walk.actions))
+    runs += own + walks
+    parts = [_plural(len(runs) - len(own) - len(walks), "example"), _plural(len(own), "domain check run"),
+             _plural(len(walks), "sampled walk")]
+    calls = sum(len(run.actions) for run in runs)
+    return runs, Finding("runs", True, f"{', '.join(parts)}: {_plural(calls, 'call')}{trouble}",
+                         warning=bool(trouble) or not runs)
 
 
 def _changes(env: Any, limit: int = 3) -> str:
@@ -214,47 +230,79 @@ def _dump_difference(pristine: Mapping[str, Any], now: Mapping[str, Any], limit:
     return ", ".join(differing[:limit]) + (f" and {len(differing) - limit} more" if len(differing) > limit else "")
 
 
-def _run_all(domain: Domain, runs: list[_Run]) -> tuple[list[str], dict[str, list[str]], dict[str, int], dict[str, int]]:
-    """Run every run once: isolation problems, kind problems by tool, successes and changes per write tool."""
-    try:
-        pristine = domain.new_env().dump()
-    except NotImplementedError as error:
-        pristine = None
-        isolation = [f"not checkable: {error}"]
-    else:
-        isolation = []
-    pristine_hash = canonical_json(pristine) if pristine is not None else None
-    kinds: dict[str, list[str]] = {}
-    write_ok: dict[str, int] = {}
-    write_changed: dict[str, int] = {}
+@dataclass
+class _Outcome:
+    """What running every run once found."""
+
+    isolation: list[str] = field(default_factory=list)
+    notes: list[Finding] = field(default_factory=list)
+    start: list[str] = field(default_factory=list)  # fresh environments that differ from each other
+    reads: dict[str, str] = field(default_factory=dict)  # read tool -> its first change of state
+    write_ok: dict[str, int] = field(default_factory=dict)
+    write_changed: dict[str, int] = field(default_factory=dict)
+
+
+class _Pristine:
+    """Compares fresh environments with the pristine state: after every call when a dump is
+    quick, else after every run (then a leak names the run, not the call)."""
+
+    def __init__(self, domain: Domain, outcome: _Outcome) -> None:
+        self.domain = domain
+        started = time.perf_counter()
+        try:
+            self.dump: dict[str, Any] | None = domain.new_env().dump()
+        except NotImplementedError as error:
+            self.dump = None
+            outcome.notes.append(Finding("isolation", True, f"whole states not comparable: {error}", warning=True))
+            return
+        self.per_call = time.perf_counter() - started <= PER_CALL_DUMP_SECONDS
+        self.text = canonical_json(self.dump)
+        second = domain.new_env().dump()
+        if canonical_json(second) != self.text:
+            outcome.start.append(f"two fresh environments differ ({_dump_difference(self.dump, second)}): new_env() "
+                                 "must build the same state every time (no clock, no randomness)")
+            self.dump = None  # nothing to compare against
+
+    def leaked(self, where: str) -> str | None:
+        """A problem when a fresh environment is no longer the pristine state."""
+        if self.dump is None:
+            return None
+        now = self.domain.new_env().dump()
+        if canonical_json(now) == self.text:
+            return None
+        problem = (f"after {where} a fresh environment is no longer pristine: {_dump_difference(self.dump, now)} "
+                   "changed in the state every environment starts from")
+        self.dump, self.text = now, canonical_json(now)  # each leak reported once
+        return problem
+
+
+def _run_all(domain: Domain, runs: list[_Run]) -> _Outcome:
+    outcome = _Outcome()
+    pristine = _Pristine(domain, outcome)
     for run in runs:
         env = domain.new_env()
         for index, action in enumerate(run.actions):
             before = state_hash(env)
             call = run_call(env, index, action.get("name"), action.get("arguments", {}))
             run.calls.append(call)
-            spec = domain.tool(call.name)
+            where = f"{run.name}, call {index} {call.name}"
             if call.error and call.error.startswith("PristineStateError:"):
-                isolation.append(f"{run.name}, call {index} {call.name}: {call.error.removeprefix('PristineStateError: ')}")
+                outcome.isolation.append(f"{where}: {call.error.removeprefix('PristineStateError: ')}")
+            if pristine.per_call and (problem := pristine.leaked(f"{where} ({'ok' if call.ok else 'failed'})")):
+                outcome.isolation.append(problem)
+            spec = domain.tool(call.name)
             if spec is None or not call.ok:
                 continue
             changed = state_hash(env) != before
             if spec.kind is ToolKind.READ and changed:
-                kinds.setdefault(spec.name, []).append(
-                    f"tool {spec.name!r} is marked read but changed the state ({run.name}, call {index}: {_changes(env)})"
-                )
+                outcome.reads.setdefault(spec.name, f"{run.name}, call {index}: {_changes(env)}")
             if spec.kind is ToolKind.WRITE:
-                write_ok[spec.name] = write_ok.get(spec.name, 0) + 1
-                write_changed[spec.name] = write_changed.get(spec.name, 0) + int(changed)
-                now = domain.new_env().dump() if pristine is not None else None
-                if now is not None and canonical_json(now) != pristine_hash:
-                    isolation.append(
-                        f"after {spec.name} ({run.name}, call {index}) a fresh environment is no longer pristine: "
-                        f"{_dump_difference(pristine, now)} changed in the state every environment shares"
-                    )
-                    pristine, pristine_hash = now, canonical_json(now)  # report each leak once
+                outcome.write_ok[spec.name] = outcome.write_ok.get(spec.name, 0) + 1
+                outcome.write_changed[spec.name] = outcome.write_changed.get(spec.name, 0) + int(changed)
+        if not pristine.per_call and (problem := pristine.leaked(f"{run.name} (calls: {', '.join(c.name for c in run.calls)})")):
+            outcome.isolation.append(problem)
         run.final_hash = state_hash(env)
-    return isolation, kinds, write_ok, write_changed
+    return outcome
 
 
 def _determinism(domain: Domain, runs: list[_Run]) -> list[str]:
@@ -279,31 +327,33 @@ def _determinism(domain: Domain, runs: list[_Run]) -> list[str]:
             if state_hash(env) != run.final_hash:
                 found.setdefault(run.name, []).append(f"ends in a different state on a second fresh environment: {_changes(env)}")
     return [
-        f"{who} {where[0]}" + (f", and in {len(where) - 1} more runs" if len(where) > 1 else "")
+        f"{who} {where[0]}" + (f", and in {_plural(len(where) - 1, 'more run')}" if len(where) > 1 else "")
         + (". A tool must not read the clock, randomness or anything outside its environment" if who.startswith("tool") else "")
         for who, where in found.items()
     ]
 
 
 def _references(dump: Mapping[str, Mapping[str, Any]]) -> tuple[int, list[str]]:
-    """(references checked, dangling ones): a top-level field named after another table's key
-    field, or after the table itself, holding a string or a list of strings."""
+    """(references checked, dangling ones): a top-level field of a record that names another
+    table (``loans``), that table's key field (``member_id``) or ``<singular table>_id``
+    (``user_id`` for ``users``), holding a string or a list of strings."""
     tables = {name: rows for name, rows in dump.items() if rows and all(isinstance(r, Mapping) for r in rows.values())}
     key_fields: dict[str, str] = {}
     for name, rows in tables.items():
         first = next(iter(rows.values()))
         for field_name, value in first.items():
-            if isinstance(value, str) and all(isinstance(r, Mapping) and r.get(field_name) == key for key, r in rows.items()):
+            if isinstance(value, str) and all(r.get(field_name) == key for key, r in rows.items()):
                 key_fields[name] = field_name
                 break
     checked, dangling = 0, []
     for name, rows in tables.items():
+        own_key = key_fields.get(name)
         for target, target_rows in tables.items():
             if target == name:
                 continue
-            fields = {target, key_fields.get(target)} - {None}
+            names = {target, key_fields.get(target), f"{singular(target)}_id", f"{singular(target)}_ids"} - {None, own_key}
             for key, record in rows.items():
-                for field_name in fields & set(record):
+                for field_name in names & set(record):
                     value = record[field_name]
                     values = value if isinstance(value, list) else [value]
                     if not values or not all(isinstance(v, str) for v in values):
@@ -313,49 +363,6 @@ def _references(dump: Mapping[str, Mapping[str, Any]]) -> tuple[int, list[str]]:
                         if item not in target_rows:
                             dangling.append(f"{name}[{key!r}].{field_name} names {item!r}, which is no record of {target}")
     return checked, dangling
-
-
-# -- the report -------------------------------------------------------------------------------
-
-
-def check_domain(domain: Domain, *, cheap: bool = False, samples: int = 12, seed: int = 0) -> DomainReport:
-    """Every check of the module docstring (only ``contract`` and ``examples`` with ``cheap``).
-
-    ``samples``: grounded walks drawn (with ``seed``) besides the examples' own actions."""
-    report = DomainReport(domain.name)
-    report.findings += _contract(domain)
-    try:
-        examples = [dict(blueprint_json(e)) for e in domain.example_blueprints()]
-    except Exception as error:  # noqa: BLE001
-        report.findings.append(Finding("examples", False, f"the examples cannot be loaded: {type(error).__name__}: {error}"))
-        examples = []
-    else:
-        report.findings += _examples(domain, examples)
-    if cheap or not all(f.ok for f in report.findings if f.check == "contract"):
-        return report
-    runs, notes = _runs(domain, examples, samples, seed)
-    report.findings += notes
-    isolation, kinds, write_ok, write_changed = _run_all(domain, runs)
-    calls = sum(len(run.calls) for run in runs)
-    writes = sum(write_ok.values())
-    report.findings += _capped("isolation", isolation) or [Finding(
-        "isolation", True, f"{writes} successful writes in {len(runs)} runs: fresh environments stayed pristine")]
-    report.findings += _capped("determinism", _determinism(domain, runs)) or [Finding(
-        "determinism", True, f"{len(runs)} runs ({calls} calls) replayed: the same states and observations")]
-    kind_problems = [problem for tool_problems in kinds.values() for problem in tool_problems[:1]]
-    kind_problems += [
-        f"tool {name!r} is marked write but changed nothing in {count} successful call{'s' if count != 1 else ''}"
-        for name, count in sorted(write_ok.items()) if write_changed.get(name, 0) == 0
-    ]
-    writes_seen = f"each of the {len(write_ok)} write tools called changed it" if write_ok else "no write tool was called"
-    report.findings += _capped("kinds", kind_problems) or [Finding(
-        "kinds", True, f"no read tool changed the state; {writes_seen}")]
-    unexercised = [s.name for s in domain.tools if s.kind is ToolKind.WRITE and s.name not in write_ok]
-    if unexercised:
-        report.findings.append(Finding("kinds", True, f"not exercised (no example or sampled run called them "
-                                                     f"successfully): {', '.join(unexercised)}", warning=True))
-    report.findings += _data(domain)
-    return report
 
 
 def _data(domain: Domain) -> list[Finding]:
@@ -368,10 +375,55 @@ def _data(domain: Domain) -> list[Finding]:
         return _capped("data", dangling)
     if not checked:
         return [Finding("data", True, "no references between tables found to check", warning=True)]
-    return [Finding("data", True, f"{checked} references between tables resolve")]
+    return [Finding("data", True, f"{_plural(checked, 'reference')} between tables checked: all resolve")]
+
+
+# -- the report -------------------------------------------------------------------------------
+
+
+def check_domain(domain: Domain, *, cheap: bool = False, samples: int = 12, seed: int = 0) -> DomainReport:
+    """Every check of the module docstring (only ``contract`` and ``examples`` with ``cheap``).
+
+    ``samples``: grounded walks drawn (with ``seed``) besides the examples and check runs."""
+    report = DomainReport(domain.name)
+    report.findings += _contract(domain)
+    try:
+        examples = [dict(blueprint_json(e)) for e in domain.example_blueprints()]
+    except Exception as error:  # noqa: BLE001
+        report.findings.append(Finding("examples", False, f"the examples cannot be loaded: {type(error).__name__}: {error}"))
+        examples = []
+    else:
+        report.findings += _examples(domain, examples)
+    if cheap:
+        return report
+    if not all(f.ok for f in report.findings if f.check == "contract"):
+        report.findings.append(Finding("runs", True, "not run: the contract must hold first", warning=True))
+        return report
+    runs, summary = _runs(domain, examples, samples, seed)
+    report.findings.append(summary)
+    outcome = _run_all(domain, runs)
+    writes = sum(outcome.write_ok.values())
+    report.findings += outcome.notes
+    report.findings += _capped("isolation", outcome.isolation) or [Finding(
+        "isolation", True, f"{_plural(len(runs), 'run')} ({_plural(writes, 'successful write')}): fresh environments "
+                           "stayed pristine")]
+    report.findings += _capped("determinism", outcome.start + _determinism(domain, runs)) or [Finding(
+        "determinism", True, f"{_plural(len(runs), 'run')} replayed: the same observations and states")]
+    kind_problems = [f"tool {name!r} is marked read but changed the state ({where})" for name, where in outcome.reads.items()]
+    kind_problems += [
+        f"tool {name!r} is marked write but changed nothing in {_plural(count, 'successful call')}"
+        for name, count in sorted(outcome.write_ok.items()) if outcome.write_changed.get(name, 0) == 0
+    ]
+    seen = f"{_plural(len(outcome.write_ok), 'write tool')} called, each changed it" if outcome.write_ok else "no write tool was called"
+    report.findings += _capped("kinds", kind_problems) or [Finding("kinds", True, f"no read tool changed the state; {seen}")]
+    unexercised = [s.name for s in domain.tools if s.kind is ToolKind.WRITE and s.name not in outcome.write_ok]
+    if unexercised:
+        report.findings.append(Finding("kinds", True, f"not exercised (no run called them successfully): "
+                                                     f"{', '.join(unexercised)}", warning=True))
+    report.findings += _data(domain)
+    return report
 
 
 def cheap_problems(domain: Domain) -> list[str]:
     """What ``generate`` checks of a user domain before any model call: contract and examples."""
     return [f"{f.check}: {f.detail}" for f in check_domain(domain, cheap=True).problems]
-

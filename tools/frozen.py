@@ -51,9 +51,9 @@ def _refuse(where: str) -> PristineStateError:
     who = f"tool {tool!r}" if tool else "domain code"
     return PristineStateError(
         f"{who} changed {where}, which belongs to the pristine state every environment shares "
-        "(it reached the record by iterating a table, items() or values()). Look the record up "
-        "by key before changing it, e.g. record = db[table][key]; record[field] = value: a "
-        "keyed lookup gives this environment its own copy."
+        "(a record reached by iterating a table, items() or values(), or a shallow copy of one). "
+        "Look the record up by key before changing it, e.g. record = db[table][key]; "
+        "record[field] = value: a keyed lookup gives this environment its own copy."
     )
 
 
@@ -65,13 +65,15 @@ class _Refusing:
     """What every frozen container does on a change: refuse it, naming the place."""
 
     __slots__ = ()
-    _where: str
+
+    def _place(self) -> str:
+        return getattr(self, "_where", "the pristine state")
 
     def _no(self, *args: Any, **kwargs: Any) -> Any:
-        raise _refuse(self._where)
+        raise _refuse(self._place())
 
     def _no_item(self, key: Any, *args: Any) -> Any:
-        raise _refuse(_child(self._where, key))
+        raise _refuse(_child(self._place(), key))
 
 
 class FrozenDict(_Refusing, dict):
@@ -79,7 +81,7 @@ class FrozenDict(_Refusing, dict):
 
     __slots__ = ("_where",)
     __setitem__ = __delitem__ = _Refusing._no_item
-    __ior__ = clear = pop = popitem = setdefault = update = _Refusing._no
+    __init__ = __ior__ = clear = pop = popitem = setdefault = update = _Refusing._no  # type: ignore[assignment]
 
     def __deepcopy__(self, memo: dict[int, Any]) -> dict[Any, Any]:
         return {key: copy.deepcopy(value, memo) for key, value in self.items()}
@@ -96,7 +98,7 @@ class FrozenList(_Refusing, list):
 
     __slots__ = ("_where",)
     __setitem__ = __delitem__ = _Refusing._no_item
-    __iadd__ = __imul__ = append = extend = insert = pop = remove = clear = sort = reverse = _Refusing._no
+    __init__ = __iadd__ = __imul__ = append = extend = insert = pop = remove = clear = sort = reverse = _Refusing._no  # type: ignore[assignment]
 
     def __deepcopy__(self, memo: dict[int, Any]) -> list[Any]:
         return [copy.deepcopy(value, memo) for value in self]
@@ -113,12 +115,14 @@ def freeze(value: Any, where: str = "the pristine state") -> Any:
     if isinstance(value, BaseModel):
         return freeze_model(value, where)
     if isinstance(value, dict) and not isinstance(value, FrozenDict):
-        frozen = FrozenDict({key: freeze(item, _child(where, key)) for key, item in value.items()})
-        object.__setattr__(frozen, "_where", where)
+        frozen = FrozenDict.__new__(FrozenDict)
+        dict.update(frozen, {key: freeze(item, _child(where, key)) for key, item in value.items()})
+        frozen._where = where
         return frozen
     if isinstance(value, list) and not isinstance(value, FrozenList):
-        frozen_list = FrozenList(freeze(item, _child(where, index)) for index, item in enumerate(value))
-        object.__setattr__(frozen_list, "_where", where)
+        frozen_list = FrozenList.__new__(FrozenList)
+        list.extend(frozen_list, [freeze(item, _child(where, index)) for index, item in enumerate(value)])
+        frozen_list._where = where
         return frozen_list
     return value
 
@@ -136,7 +140,7 @@ def _frozen_class(cls: type[BaseModel]) -> type[BaseModel]:
     def refuse(self: BaseModel, name: str, *args: Any) -> None:
         raise _refuse(f"{_MODEL_PLACES.get(id(self), cls.__name__)}.{name}")
 
-    def deep(self: BaseModel, memo: dict[int, Any]) -> BaseModel:
+    def deep(self: BaseModel, memo: dict[int, Any] | None = None) -> BaseModel:
         return thaw(self, memo)
 
     def shallow(self: BaseModel) -> BaseModel:
@@ -144,7 +148,17 @@ def _frozen_class(cls: type[BaseModel]) -> type[BaseModel]:
         _fill(plain, self, lambda value: value)
         return plain
 
+    def equal(self: BaseModel, other: Any) -> bool:  # a frozen record equals its plain twin
+        if isinstance(other, BaseModel) and type(other) in _FROZEN_CLASSES.values():
+            other = shallow(other) if type(other) is type(self) else other.__copy__()
+        return cls.__eq__(shallow(self), other)
+
+    def reduce(self: BaseModel) -> Any:  # pickles as the plain record it reads as
+        return thaw(self).__reduce__()
+
     namespace = {"__setattr__": refuse, "__delattr__": refuse, "__deepcopy__": deep, "__copy__": shallow,
+                 "__eq__": equal, "__hash__": cls.__hash__, "__reduce__": reduce,
+                 "__repr_name__": lambda self: cls.__name__,
                  "__module__": cls.__module__, "__qualname__": f"Frozen{cls.__qualname__}"}
     frozen = _FROZEN_CLASSES[cls] = type(f"Frozen{cls.__name__}", (cls,), namespace)
     return frozen
@@ -173,6 +187,8 @@ def freeze_model(model: BaseModel, where: str) -> BaseModel:
 def thaw(value: Any, memo: dict[int, Any] | None = None) -> Any:
     """A plain, mutable deep copy of a (possibly frozen) value, of the original types."""
     memo = {} if memo is None else memo
+    if id(value) in memo:
+        return memo[id(value)]
     if isinstance(value, BaseModel) and type(value) in _FROZEN_CLASSES.values():
         original = type(value).__mro__[1]
         plain = original.__new__(original)

@@ -18,8 +18,8 @@ def os_error_text(error: OSError) -> str:
     name = error.filename
     if name is None:
         return error.strerror or str(error)
-    if isinstance(error, FileExistsError):  # mkdir(exist_ok=True) met a file
-        return f"cannot create the directory {name}: a file of that name is in the way"
+    if isinstance(error, FileExistsError):  # e.g. mkdir(exist_ok=True) meeting a file
+        return f"cannot create {name}: something of that name is in the way (a file where a directory is needed?)"
     if isinstance(error, NotADirectoryError):
         return f"cannot use {name}: part of that path is a file, not a directory"
     return f"cannot use {name}: {error.strerror or error}"

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import dataclasses
 import importlib
@@ -291,12 +292,14 @@ class _Call:
         self.runtime.budget.settle(flight.reservation, prompt + completion)
         self.record(flight, prompt=prompt, completion=completion, estimated=estimated)
 
-    def reraise(self, flight: _Flight, exc: BaseException) -> NoReturn:
+    def reraise(self, flight: _Flight, exc: BaseException, delivered: ChatResult | None = None) -> NoReturn:
         """Settle and record a call that raised, then raise the clearer error (or ``exc``).
 
         Also for what is not an ``Exception``: a cancelled task (Ctrl-C, a timeout around the
-        node) must not keep its reservation nor go unrecorded."""
-        self.runtime.budget.settle(flight.reservation, 0)
+        node) must not keep its reservation nor go unrecorded. ``delivered``: what a stream
+        had sent before it broke (its tokens were spent)."""
+        spent = sum(self.usage(delivered, flight.messages, flight.kwargs)[:2]) if delivered is not None else 0
+        self.runtime.budget.settle(flight.reservation, spent)
         flight.retries = max(flight.retries, retries_of(exc))
         clear: BaseException = exc
         if isinstance(exc, Exception):
@@ -369,6 +372,7 @@ class _Call:
             return next(iterator, None), iterator  # errors before the first chunk are retried
 
         chunks: list[ChatGenerationChunk] = []
+        rest: Any = None
         try:
             (head, rest), flight.retries = call_with_retries(first, self.policy, on_retry=self.on_retry)
             if head is not None:
@@ -381,7 +385,10 @@ class _Call:
             self.succeed(flight, _collected(chunks))
             raise
         except BaseException as exc:  # mid-stream: cannot be retried (part of the reply is out)
-            self.reraise(flight, exc)
+            self.reraise(flight, exc, _collected(chunks))
+        finally:
+            if rest is not None and callable(getattr(rest, "close", None)):
+                rest.close()  # the provider's response, at once (not when collected)
         result = _collected(chunks)
         self.succeed(flight, result)
         self.cache_put(flight, result)
@@ -405,6 +412,7 @@ class _Call:
                 return None, iterator
 
         chunks: list[ChatGenerationChunk] = []
+        rest: Any = None
         try:
             (head, rest), flight.retries = await acall_with_retries(first, self.policy, on_retry=self.on_retry)
             if head is not None:
@@ -417,7 +425,10 @@ class _Call:
             self.succeed(flight, _collected(chunks))
             raise
         except BaseException as exc:
-            self.reraise(flight, exc)
+            self.reraise(flight, exc, _collected(chunks))
+        finally:
+            if rest is not None and callable(getattr(rest, "aclose", None)):
+                await rest.aclose()
         result = _collected(chunks)
         self.succeed(flight, result)
         await self.acache_put(flight, result)
@@ -525,16 +536,20 @@ class _ManagedMixin:
         )
 
     async def _astream(self, messages, stop=None, run_manager=None, **kwargs):  # type: ignore[no-untyped-def]
+        # ``aclosing``: an early ``aclose()`` reaches the inner stream at once (``async for``
+        # alone would leave it to the garbage collector, the reservation held meanwhile).
         call_state: _Call | None = self._apigen  # type: ignore[attr-defined]
         base = super()._astream  # type: ignore[misc]
         if call_state is None or _INSIDE.get() == id(self):
-            async for chunk in base(messages, stop=stop, run_manager=run_manager, **kwargs):
+            inner = base(messages, stop=stop, run_manager=run_manager, **kwargs)
+        else:
+            inner = call_state.astream(
+                self, lambda: base(messages, stop=stop, run_manager=run_manager, **kwargs), messages, stop, kwargs,
+                run_manager,
+            )
+        async with contextlib.aclosing(inner) as chunks:
+            async for chunk in chunks:
                 yield chunk
-            return
-        async for chunk in call_state.astream(
-            self, lambda: base(messages, stop=stop, run_manager=run_manager, **kwargs), messages, stop, kwargs, run_manager
-        ):
-            yield chunk
 
 
 _CLASSES: dict[type, type] = {}
@@ -699,10 +714,12 @@ class LLMRuntime:
         return clients
 
     def close(self) -> None:
-        """Close the cache and the synchronous clients (async ones need :meth:`aclose`, on
-        their loop; unclosed, they are dropped with the runtime)."""
+        """Close the cache and the synchronous clients; the async ones stay for :meth:`aclose`
+        (they can only be closed on their loop; never closed, they go with the runtime)."""
         for client in self._release():
-            if not hasattr(client, "aclose"):
+            if hasattr(client, "aclose"):
+                self.adopt(client)
+            else:
                 client.close()
 
     async def aclose(self) -> None:
@@ -820,6 +837,10 @@ def _build(spec: ModelSpec, role: str, runtime: LLMRuntime) -> _Built:
         return _Built(model, f"openai:{name}", redact_url(url) or _OPENAI_DEFAULT, spec.max_tokens)
     if provider == "azure_openai":
         key = _api_key(spec, role, required=True)
+        for variable, what in (("AZURE_OPENAI_ENDPOINT", "the resource's endpoint URL"), ("OPENAI_API_VERSION", "the API version")):
+            if not os.environ.get(variable, "").strip():
+                raise LLMConfigError(f"role {role}: model {spec.label!r} needs {what} in ${variable}, which is not set",
+                                     role=role, model=spec.label)
         url = os.environ.get("AZURE_OPENAI_ENDPOINT")
         model = AzureChatOpenAI(
             azure_deployment=name, api_key=key, max_tokens=spec.max_tokens, **common,

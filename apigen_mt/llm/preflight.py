@@ -47,6 +47,11 @@ def model_problems(config: Configuration, roles: Iterable[str]) -> list[str]:
                 by_problem.setdefault(str(error).removeprefix(f"role {label}: "), []).append(label)
             except EmbeddedModelUnavailable as error:
                 by_problem.setdefault(f"model 'local': {error}", []).append(label)
+            except Exception as error:  # noqa: BLE001 - a provider class refusing its settings (Azure without an endpoint)
+                errors = getattr(error, "errors", None)  # pydantic: say which settings, not "1 validation error"
+                detail = "; ".join(str(e.get("msg")) for e in errors()) if callable(errors) else str(error).strip()
+                problem = f"model {spec.label!r} cannot be built: {type(error).__name__}: {detail.splitlines()[0] if detail else ''}"
+                by_problem.setdefault(problem, []).append(label)
     finally:
         runtime.close()
     return [f"role{'s' if len(labels) > 1 else ''} {', '.join(labels)}: {problem}" for problem, labels in by_problem.items()]
