@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import random
 from abc import ABC, abstractmethod
+from datetime import date
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -163,6 +164,10 @@ class Domain(ABC):
     description: str = ""
     persona_set: str | None = None  # file stem under domains/personas/
     _personas: list[Persona] | None = None
+    today: date | None = None
+    """The domain's "today" (its data's fixed present), for dates the grounding check derives."""
+    free_text_arguments: Mapping[str, tuple[str, ...]] = {}
+    """Tool -> its free-text arguments (a reason, a summary): the grounding check exempts them."""
 
     # -- the essentials -------------------------------------------------------------
     @property

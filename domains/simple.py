@@ -48,6 +48,7 @@ import types
 import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -489,6 +490,9 @@ class SimpleDomain(Domain):
             default :meth:`user_ids` and :meth:`user_context`.
         user_ids: ``f(data) -> [user id]``, replacing the default :meth:`user_ids`.
         user_context: ``f(data, user_id) -> dict``, replacing the default :meth:`user_context`.
+        today: The domain's fixed "today" (an ISO date): dates relative to it are derivable.
+        free_text_arguments: Tool name -> its free-text arguments (a reason, a summary), which
+            the grounding check does not trace to the user's words.
 
     Subclasses may override :meth:`user_ids`, :meth:`user_context` and
     :meth:`example_blueprints` instead of passing the callables.
@@ -508,6 +512,8 @@ class SimpleDomain(Domain):
         user_table: str | None = None,
         user_ids: Callable[[Mapping[str, Any]], list[str]] | None = None,
         user_context: Callable[[Mapping[str, Any], str], dict[str, Any]] | None = None,
+        today: str | date | None = None,
+        free_text_arguments: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise DomainError("a domain needs a non-empty name")
@@ -541,6 +547,11 @@ class SimpleDomain(Domain):
         self.user_table = user_table
         self._user_ids = user_ids
         self._user_context = user_context
+        self.today = date.fromisoformat(today) if isinstance(today, str) else today
+        self.free_text_arguments = {tool: tuple(args) for tool, args in (free_text_arguments or {}).items()}
+        unknown = sorted(set(self.free_text_arguments) - set(self._bound))
+        if unknown:
+            raise DomainError(f"domain {name!r}: free_text_arguments names unknown tools {unknown}")
 
     # -- Domain ------------------------------------------------------------------------------
     @property

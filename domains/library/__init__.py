@@ -28,6 +28,8 @@ DOMAIN = SimpleDomain(
     persona_set="library",  # domains/personas/library.json
     examples=HERE / "examples.jsonl",
     user_table="members",  # the data sampler draws members; user_context() adds their loans/fines
+    today=_tools.TODAY,  # the policy's fixed "today": dates relative to it are derivable
+    free_text_arguments={"transfer_to_librarian": ("summary",)},  # not traced to the user's words
 )
 
 

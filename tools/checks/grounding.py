@@ -1,0 +1,123 @@
+"""Grounding check: every value a blueprint's actions and outputs need is obtainable from q.
+
+Executed actions can still be unreachable: an instruction about one user with actions on
+another's order, or an id nobody gives the assistant. Such a blueprint cannot become a
+conversation (the simulated user cannot say what q does not hold), and a committee of LLM
+judges misses it often. This check decides it by rules (:mod:`apigen_mt.tools.provenance`):
+every argument value of every action must be
+
+* said in the instruction (normalised: case, whitespace, numbers, dates, names), or
+* returned by an earlier action, or
+* reachable with the domain's read tools from what is obtainable (a bounded closure, run on
+  the state before the action), or
+* fixed by the tool's schema (a boolean, an ``enum`` or ``const`` value, the default; an
+  empty value carries nothing), or
+* derived (:mod:`apigen_mt.tools.provenance.derivations`): a sum or difference of obtainable
+  numbers, an arithmetic expression over them, a date relative to the domain's ``today`` or
+  the day before or after an obtainable date, or
+* free text the domain declares exempt (``Domain.free_text_arguments``: a reason, a summary);
+
+and every expected output must be obtainable the same way (or be the count of a returned list).
+A failure names the action, the argument path, the value and where it was looked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from apigen_mt.domains.base import Domain
+from apigen_mt.tools.executor import ExecutionTrace
+from apigen_mt.tools.provenance.closure import Closure
+from apigen_mt.tools.provenance.derivations import derived_date, expression_numbers, neighbour_days
+from apigen_mt.tools.provenance.knowledge import Knowledge
+from apigen_mt.tools.provenance.said import Said
+
+__all__ = ["argument_leaves", "fixed_by_schema", "grounding_errors"]
+
+MAX_LOOKUPS = 80
+"""Read-tool calls the closure may make per blueprint."""
+
+
+def argument_leaves(value: Any, schema: Mapping[str, Any] | None, path: str) -> Iterator[tuple[str, Any, Mapping[str, Any]]]:
+    """``(path, leaf, its schema)`` of an argument value (``item_ids[1]``, ``address.city``)."""
+    schema = schema if isinstance(schema, Mapping) else {}
+    if isinstance(value, Mapping):
+        properties = schema.get("properties") or {}
+        extra = schema.get("additionalProperties") if isinstance(schema.get("additionalProperties"), Mapping) else {}
+        for key, item in value.items():
+            yield from argument_leaves(item, properties.get(key, extra), f"{path}.{key}")
+    elif isinstance(value, list):
+        items = schema.get("items") if isinstance(schema.get("items"), Mapping) else {}
+        for index, item in enumerate(value):
+            yield from argument_leaves(item, items, f"{path}[{index}]")
+    else:
+        yield path, value, schema
+
+
+def fixed_by_schema(value: Any, schema: Mapping[str, Any]) -> bool:
+    """A value the schema fixes: a boolean, null or empty, an ``enum`` or ``const`` member, the default."""
+    if value is None or isinstance(value, bool) or value == "":
+        return True
+    if "enum" in schema and value in schema["enum"]:
+        return True
+    if "const" in schema and value == schema["const"]:
+        return True
+    return "default" in schema and value == schema["default"]
+
+
+def grounding_errors(domain: Domain, raw: Mapping[str, Any], trace: ExecutionTrace, *,
+                     max_lookups: int = MAX_LOOKUPS) -> list[str]:
+    """One reason per argument value or expected output that q does not make obtainable."""
+    said = Said(str(raw.get("instruction") or ""))
+    knowledge = Knowledge()
+    closure = Closure(domain, said, knowledge, max_calls=max_lookups)
+    free = {name: set(args) for name, args in (domain.free_text_arguments or {}).items()}
+    problems: list[str] = []
+    for call in trace.calls:
+        spec = domain.tool(call.name)
+        schema = spec.parameters if spec is not None else {}
+        arguments = call.arguments if isinstance(call.arguments, Mapping) else {}
+        for path, value, leaf_schema in argument_leaves(arguments, schema, ""):
+            name = path.lstrip(".").split(".")[0].split("[")[0]
+            if fixed_by_schema(value, leaf_schema) or name in free.get(call.name, ()):
+                continue
+            if _obtainable(value, said, knowledge, closure, call.before, domain, derive=not isinstance(value, str)):
+                continue
+            before = f"actions[0..{call.index - 1}]" if call.index else "no earlier action"
+            problems.append(
+                f"actions[{call.index}] {call.name}{_shown(path)} = {value!r} is not obtainable: not said in the "
+                f"instruction, not returned by {before}, not found by {closure.calls} read-tool lookups, not fixed "
+                "by the schema nor derived from obtainable values"
+            )
+        if call.ok:
+            knowledge.add(call.observation, f"actions[{call.index}] {call.name}", call.name)
+        knowledge.add(arguments, f"actions[{call.index}] {call.name}'s own arguments")
+    for index, output in enumerate(raw.get("outputs") or []):
+        if knowledge.count_source(output) or _obtainable(output, said, knowledge, closure, trace.env, domain):
+            continue
+        problems.append(
+            f"outputs[{index}] = {output!r} is not obtainable: the actions' results do not hold it (nor a "
+            f"count, sum or difference of their values), nor did {closure.calls} read-tool lookups"
+        )
+    return problems
+
+
+def _obtainable(value: Any, said: Said, knowledge: Knowledge, closure: Closure, env: Any, domain: Domain,
+                derive: bool = True) -> bool:
+    """``derive``: sums and differences may explain the value (an amount, or an expected output;
+    not a string argument, where digits are an id or a zip code)."""
+    numbers = expression_numbers(value)
+    if numbers is not None:  # "2 * (350 - 122)": every number in it must be obtainable
+        return all(_obtainable(number, said, knowledge, closure, env, domain) for number in numbers)
+    if said.says(value) or knowledge.source(value, extra_numbers=said.numbers, derive=derive) is not None:
+        return True
+    if derived_date(value, domain.today, said.text) is not None:
+        return True
+    if isinstance(value, str) and value[:10] in neighbour_days([*knowledge.dates(), *said.iso_dates(None)], said.text):
+        return True
+    return env is not None and closure.find(value, env, derive=derive) is not None
+
+
+def _shown(path: str) -> str:
+    return "." + path.lstrip(".") if path else ""

@@ -1,0 +1,103 @@
+"""Documented derivations: values an assistant computes from obtainable ones.
+
+* **sums and differences**: a number equal to ``a + b`` or ``a - b`` of two obtainable
+  numbers (a refund of two items, a balance after a payment); the total of one numeric field
+  over the items of a returned list counts too (:class:`~.knowledge.Knowledge`);
+* **arithmetic expressions**: a string of numbers and operators (what a ``calculate`` tool
+  takes) is obtainable when every number in it is;
+* **dates relative to today**: with the domain's ``today``, the date ``today + n`` days for an
+  ``n`` the user said (``"in 3 days"``), ``tomorrow``, ``yesterday``, and today itself;
+* **the day before or after an obtainable date**, when the user says so (``"the day after"``,
+  ``"the next day"``, ``"the day before"``).
+
+Each is unit-tested with a passing and a failing case. A derivation is only ever a reason to
+accept a value the rules cannot otherwise place; it never rejects one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import date, timedelta
+from typing import Any
+
+__all__ = ["expression_numbers", "neighbour_days", "derived_date", "derived_number"]
+
+MAX_OPERANDS = 400
+"""Numbers considered for pairwise sums and differences (bounded: quadratic)."""
+
+
+def derived_number(value: float, known: Iterable[float]) -> str | None:
+    """How ``value`` is a sum or difference of two ``known`` numbers, or None."""
+    numbers = sorted(set(known))[:MAX_OPERANDS]
+    present = {round(n, 2) for n in numbers}
+    target = round(value, 2)
+    for a in numbers:
+        if round(a, 2) == target:
+            continue
+        rest = round(target - a, 2)  # a + rest == target
+        if rest in present and rest != target:
+            return f"the sum of {_num(a)} and {_num(rest)}"
+        rest = round(a - target, 2)  # a - rest == target
+        if rest in present and rest != target:
+            return f"the difference of {_num(a)} and {_num(rest)}"
+    return None
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"
+
+
+_EXPRESSION = re.compile(r"[\d\s.+\-*/()]+")
+_OPERATOR = re.compile(r"[+*/()]|\s-\s")  # not a bare "-": dates (1960-11-26) and codes have those
+
+
+def expression_numbers(value: Any) -> list[str] | None:
+    """The numbers of an arithmetic expression (``"2 * (350 - 122)"``), or None for other values."""
+    if not isinstance(value, str) or not _EXPRESSION.fullmatch(value) or not _OPERATOR.search(value):
+        return None
+    return re.findall(r"\d+(?:\.\d+)?", value)
+
+
+_NEIGHBOUR = {1: re.compile(r"\b(?:day after|next day|following day)\b"), -1: re.compile(r"\bday before\b")}
+
+
+def neighbour_days(known_dates: Iterable[str], text: str) -> dict[str, str]:
+    """ISO date -> how it follows from a known date, for the day before or after that the
+    user's words (``text``, normalised) speak of."""
+    found: dict[str, str] = {}
+    for offset, pattern in _NEIGHBOUR.items():
+        if not pattern.search(text):
+            continue
+        for known in known_dates:
+            try:
+                day = date.fromisoformat(known[:10]) + timedelta(days=offset)
+            except ValueError:
+                continue
+            found.setdefault(day.isoformat(), f"the day {'after' if offset > 0 else 'before'} {known[:10]}")
+    return found
+
+
+_RELATIVE = {"today": 0, "tomorrow": 1, "yesterday": -1}
+_IN_DAYS = re.compile(r"\b(\d{1,3})\s+days?\b")
+
+
+def derived_date(value: Any, today: date | None, text: str) -> str | None:
+    """How the ISO date ``value`` follows from ``today`` and what ``text`` (the user's words,
+    normalised) says, or None."""
+    if today is None or not isinstance(value, str):
+        return None
+    try:
+        wanted = date.fromisoformat(value.strip()[:10])
+    except ValueError:
+        return None
+    offset = (wanted - today).days
+    for word, days in _RELATIVE.items():
+        if days == offset and re.search(rf"\b{word}\b", text):
+            return f"{word} ({today.isoformat()} {'+' if days >= 0 else '-'} {abs(days)} days)"
+    if offset == 0:
+        return f"today ({today.isoformat()})"
+    for match in _IN_DAYS.finditer(text):
+        if int(match.group(1)) == abs(offset):
+            return f"{abs(offset)} days {'after' if offset > 0 else 'before'} today ({today.isoformat()})"
+    return None
