@@ -162,9 +162,9 @@ def test_a_value_no_action_returned_is_found_by_lookups():
 def test_an_order_of_another_user_is_not_obtainable_and_the_failure_names_it():
     actions = [{"name": "cancel", "arguments": {"order_id": "o8", "reason": "I changed my mind"}}]
     [problem] = check("I am ada@example.org and want my only order cancelled.", actions)
-    assert problem.startswith("actions[0] cancel.order_id = 'o8' is not obtainable: not said in the instruction, "
-                              "not returned by no earlier action, not found by ")
-    assert re.search(r"found by \d+ read-tool lookups", problem)
+    assert problem.startswith("actions[0] cancel.order_id = 'o8' is not obtainable: the instruction does not say "
+                              "it, no earlier action returned it, ")
+    assert re.search(r"\d+ read-tool lookups did not find it", problem)
 
 
 def test_an_output_the_assistant_cannot_know_fails():
@@ -182,6 +182,27 @@ def test_the_library_examples_are_grounded():
     for example in library.example_blueprints():
         raw = example.to_json()
         assert grounding_errors(library, raw, execute_blueprint(library, raw["actions"])) == [], raw["id"]
+
+
+QUICKSTART_BLUEPRINTS = [  # what `make quickstart` kept on the embedded model before grounding (issue 11)
+    {"id": "library-0", "domain": "library", "instruction": "Your training data will be stored in a JSON file named",
+     "actions": [{"name": "find_member_by_email", "arguments": {"email": "olivia.brown@example.com"}},
+                 {"name": "get_member_details", "arguments": {"member_id": "M1015"}},
+                 {"name": "return_book", "arguments": {"loan_id": "L0025"}}], "outputs": []},
+    {"id": "library-1", "domain": "library", "instruction": "You are a 48-year-old Korean-American small business "
+     "owner in Queens who wants to borrow books on accounting and has never used the library before.",
+     "actions": [{"name": "find_member_by_email", "arguments": {"email": "ben.okafor@example.com"}},
+                 {"name": "get_member_details", "arguments": {"member_id": "M1002"}},
+                 {"name": "renew_loan", "arguments": {"loan_id": "L0018"}},
+                 {"name": "return_book", "arguments": {"loan_id": "L0018"}}], "outputs": []},
+]
+
+
+@pytest.mark.parametrize("blueprint", QUICKSTART_BLUEPRINTS, ids=lambda bp: bp["id"])
+def test_the_quickstart_blueprints_unrelated_to_their_actions_are_rejected(blueprint):
+    library = get_domain("library")
+    problems = grounding_errors(library, blueprint, execute_blueprint(library, blueprint["actions"]))
+    assert problems and problems[0].startswith("actions[0] find_member_by_email.email = ")
 
 
 def _gold(name: str) -> list[tuple[dict, object]]:

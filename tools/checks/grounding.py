@@ -84,11 +84,11 @@ def grounding_errors(domain: Domain, raw: Mapping[str, Any], trace: ExecutionTra
                 continue
             if _obtainable(value, said, knowledge, closure, call.before, domain, derive=not isinstance(value, str)):
                 continue
-            before = f"actions[0..{call.index - 1}]" if call.index else "no earlier action"
+            earlier = f"actions[0..{call.index - 1}] did not return it" if call.index else "no earlier action returned it"
             problems.append(
-                f"actions[{call.index}] {call.name}{_shown(path)} = {value!r} is not obtainable: not said in the "
-                f"instruction, not returned by {before}, not found by {closure.calls} read-tool lookups, not fixed "
-                "by the schema nor derived from obtainable values"
+                f"actions[{call.index}] {call.name}{_shown(path)} = {value!r} is not obtainable: the instruction "
+                f"does not say it, {earlier}, {closure.calls} read-tool lookups did not find it, and neither the "
+                "schema fixes it nor does it derive from obtainable values"
             )
         if call.ok:
             knowledge.add(call.observation, f"actions[{call.index}] {call.name}", call.name)
@@ -98,7 +98,7 @@ def grounding_errors(domain: Domain, raw: Mapping[str, Any], trace: ExecutionTra
             continue
         problems.append(
             f"outputs[{index}] = {output!r} is not obtainable: the actions' results do not hold it (nor a "
-            f"count, sum or difference of their values), nor did {closure.calls} read-tool lookups"
+            f"count, sum or difference of their values), and {closure.calls} read-tool lookups did not find it"
         )
     return problems
 
