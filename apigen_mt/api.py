@@ -33,6 +33,7 @@ from apigen_mt.domains.registry import get_domain
 from apigen_mt.graphs.context import RunContext
 from apigen_mt.llm.accounting import CallRecorder
 from apigen_mt.llm.factory import LLMRuntime
+from apigen_mt.llm.preflight import phase_roles
 from apigen_mt.runner import RunObserver, ThreadOutcome, open_checkpointer, run_threads
 from apigen_mt.tools.contamination import guard_for
 from apigen_mt.tools.dedup import DedupIndex
@@ -122,9 +123,7 @@ async def arun_phase1(
         raise ValueError(f"n must be >= 0, not {n}")
     get_domain(domain)  # a bad domain fails here, with its own message, before any thread starts
     phase1 = Phase1Settings.model_validate(dict(settings or {})) if not isinstance(settings, Phase1Settings) else settings
-    configuration, runtime = await _open_runtime(
-        configuration, model, run_dir, chat_models, {"generator", "reviewers", "feedback"}, observer
-    )
+    configuration, runtime = await _open_runtime(configuration, model, run_dir, chat_models, phase_roles(1), observer)
     index = DedupIndex(threshold=phase1.dedup_threshold)
     config = {"configurable": {"apigen_mt": configuration, "phase1": phase1}, "recursion_limit": 200}
     context = RunContext(llm=runtime, dedup_index=index, chat_models=dict(chat_models or {}))
@@ -281,8 +280,9 @@ async def arun_phase2(
     if len({thread for thread, _ in items}) != len(items):
         raise ValueError("blueprint ids must be unique")
     phase2 = Phase2Settings.model_validate(dict(settings or {})) if not isinstance(settings, Phase2Settings) else settings
-    roles = {"user", "assistant"} | ({"user_critic"} if phase2.best_of_n > 1 else set())
-    configuration, runtime = await _open_runtime(configuration, model, run_dir, chat_models, roles, observer)
+    configuration, runtime = await _open_runtime(
+        configuration, model, run_dir, chat_models, phase_roles(2, phase2.best_of_n), observer
+    )
     config = {"configurable": {"apigen_mt": configuration, "phase2": phase2}, "recursion_limit": 1000}
     shared = RunContext(llm=runtime, chat_models=dict(chat_models or {})) if not callable(chat_models) else None
 

@@ -155,7 +155,7 @@ class RunContext(BaseModel):
 
 
 _SHARED: weakref.WeakKeyDictionary[Any, RunContext] = weakref.WeakKeyDictionary()
-_SHARED_OFF_LOOP: list[RunContext] = []
+_SHARED_OFF_LOOP = RunContext()
 _SHARED_LOCK = threading.Lock()
 
 
@@ -163,17 +163,13 @@ def _shared_context() -> RunContext:
     """The context of graphs invoked without one: one per event loop (a model's connections
     belong to the loop that opened them, so a second ``asyncio.run`` must not reuse them)."""
     try:
-        loop: Any = asyncio.get_running_loop()
-    except RuntimeError:  # a sync node in a worker thread: it needs no model
-        loop = None
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # a sync node in a worker thread: no connections to keep apart
+        return _SHARED_OFF_LOOP
     with _SHARED_LOCK:
-        context = _SHARED.get(loop) if loop is not None else (_SHARED_OFF_LOOP[0] if _SHARED_OFF_LOOP else None)
+        context = _SHARED.get(loop)
         if context is None:
-            context = RunContext()
-            if loop is None:
-                _SHARED_OFF_LOOP.append(context)
-            else:
-                _SHARED[loop] = context
+            context = _SHARED[loop] = RunContext()
         return context
 
 

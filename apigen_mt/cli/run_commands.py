@@ -95,14 +95,12 @@ def _progress(args: argparse.Namespace, phase: int, total: int) -> Any:
     return PhaseProgress(phase, total, live=live, interval=10.0 if args.progress != "off" else float("inf"))
 
 
-def _roles(args: argparse.Namespace) -> list[str]:
+def _roles(args: argparse.Namespace) -> set[str]:
     """The roles this generate command calls."""
-    from apigen_mt.llm.preflight import PHASE_ROLES
+    from apigen_mt.llm.preflight import phase_roles
 
-    roles = list(PHASE_ROLES["1"]) if args.phase in ("1", "all") else []
-    if args.phase in ("2", "all"):
-        roles += [role for role in PHASE_ROLES["2"] if role != "user_critic" or args.best_of_n > 1]
-    return roles
+    roles = phase_roles(1) if args.phase in ("1", "all") else set()
+    return roles | (phase_roles(2, args.best_of_n) if args.phase in ("2", "all") else set())
 
 
 def cmd_generate(args: argparse.Namespace) -> int:

@@ -17,13 +17,15 @@ from apigen_mt.llm.embedded import EmbeddedModelUnavailable, locate_engine, loca
 from apigen_mt.llm.factory import LLMRuntime, make_chat_model
 from apigen_mt.llm.retry import LLMConfigError
 
-__all__ = ["PHASE_ROLES", "model_problems"]
+__all__ = ["model_problems", "phase_roles"]
 
-PHASE_ROLES = {
-    "1": ("generator", "reviewers", "feedback"),
-    "2": ("user", "user_critic", "assistant"),
-}
-"""The roles each phase of ``generate`` calls (``user_critic`` only with best-of-N > 1)."""
+
+def phase_roles(phase: int, best_of_n: int = 1) -> set[str]:
+    """The roles a phase calls: Phase 1 proposes and reviews; Phase 2 simulates the user (and,
+    with best-of-N > 1, its critic) and the assistant."""
+    if phase == 1:
+        return {"generator", "reviewers", "feedback"}
+    return {"user", "assistant"} | ({"user_critic"} if best_of_n > 1 else set())
 
 
 def model_problems(config: Configuration, roles: Iterable[str]) -> list[str]:

@@ -23,6 +23,7 @@ A failure names the action, the argument path, the value and where it was looked
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -35,6 +36,7 @@ from apigen_mt.tools.provenance.said import Said
 
 __all__ = ["argument_leaves", "fixed_by_schema", "grounding_errors"]
 
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 MAX_LOOKUPS = 80
 """Read-tool calls the closure may make per blueprint."""
 
@@ -114,7 +116,8 @@ def _obtainable(value: Any, said: Said, knowledge: Knowledge, closure: Closure, 
         return True
     if derived_date(value, domain.today, said.text) is not None:
         return True
-    if isinstance(value, str) and value[:10] in neighbour_days([*knowledge.dates(), *said.iso_dates(None)], said.text):
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value[:10]) and value[:10] in neighbour_days(
+            [*knowledge.dates(), *said.iso_dates(None)], said.text):
         return True
     return env is not None and closure.find(value, env, derive=derive) is not None
 
