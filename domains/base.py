@@ -169,6 +169,13 @@ class Domain(ABC):
     free_text_arguments: Mapping[str, tuple[str, ...]] = {}
     """Tool -> its free-text arguments (a reason, a summary): the grounding check exempts them."""
 
+    def derived_amounts(self, name: str, arguments: Mapping[str, Any], env: "Environment") -> Mapping[float, str]:
+        """Amounts the assistant computes for a call by the policy's arithmetic (a booking's price:
+        the fares it looked up times the passengers, plus fees), keyed by value, with how; the
+        grounding check accepts them and the rest of a payment split that totals one. ``env``
+        is the state before the call (do not change it). None by default."""
+        return {}
+
     # -- the essentials -------------------------------------------------------------
     @property
     @abstractmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import random
 import re
 from datetime import date
@@ -11,9 +12,10 @@ import pytest
 from apigen_mt.domains.base import ToolKind
 from apigen_mt.domains.registry import get_domain
 from apigen_mt.domains.simple import Db, SimpleDomain, ToolExecutionError, tool
+from apigen_mt.domains.tau2bench.tasks import tau2_blueprints
 from apigen_mt.tools.checks.execution import execute_blueprint
 from apigen_mt.tools.checks.grounding import fixed_by_schema, grounding_errors
-from apigen_mt.tools.provenance.derivations import derived_date, derived_number, expression_numbers, neighbour_days
+from apigen_mt.tools.provenance.derivations import derived_amount, derived_date, derived_number, expression_numbers, neighbour_days
 from apigen_mt.tools.provenance.knowledge import Knowledge
 from apigen_mt.tools.provenance.said import Said
 
@@ -56,6 +58,14 @@ def test_sums_and_differences_of_two_known_numbers():
     assert derived_number(10, [10]) is None  # itself is not a derivation
 
 
+def test_amounts_pair_numbers_of_one_field_or_a_said_number_with_a_known_one():
+    by_field = {"price": [218.0, 95.5], "available_seats": [2395.0, 4.0]}
+    assert derived_amount(313.5, by_field, []) == "the sum of 95.5 and 218 (price)"
+    assert derived_amount(2613, by_field, []) is None  # 218 + 2395: a price and a seat count
+    assert derived_amount(2613, by_field, [218]) == "the sum of 218 and 2395"  # the user said 218
+    assert derived_amount(2614, by_field, [218]) is None
+
+
 def test_arithmetic_expressions_are_their_numbers():
     assert expression_numbers("2 * ((350 - 122) + (499 - 127))") == ["2", "350", "122", "499", "127"]
     assert expression_numbers("652.61 - 642.72") == ["652.61", "642.72"]
@@ -84,7 +94,9 @@ def test_knowledge_of_returned_values():
     knowledge.add("yusuf_rossi_9620", "actions[1] find_user_id_by_email", "find_user_id_by_email")
     assert knowledge.source("#w2") == "actions[0] get_user" and knowledge.source("card_7") == "actions[0] get_user"
     assert knowledge.source(6.5) == "actions[0] get_user (the total of price)"  # a list's total
-    assert knowledge.source(12.5) == "the sum of 2.5 and 10" and knowledge.source(7) is None
+    assert knowledge.source(1.5) == "the difference of 4 and 2.5 (price)"  # two numbers of one field
+    assert knowledge.source(12.5) is None  # a price and a balance: not a pair (see derived_amount)
+    assert knowledge.source(12, extra_numbers=[2]) == "the sum of 2 and 10"  # a said number and a known one
     assert knowledge.count_source("2") == "actions[0] get_user (a count)"
     assert list(knowledge.by_field["find_user_id_by_email"]) == ["yusuf_rossi_9620"]  # a bare value keeps its tool
     assert knowledge.source("#W3") is None
@@ -206,7 +218,6 @@ def test_the_quickstart_blueprints_unrelated_to_their_actions_are_rejected(bluep
 
 
 def _gold(name: str) -> list[tuple[dict, object]]:
-    from apigen_mt.domains.tau2bench.tasks import tau2_blueprints
     from apigen_mt.tools.checks.validate import validate_blueprint
 
     domain = get_domain(name)
@@ -221,23 +232,36 @@ def _gold(name: str) -> list[tuple[dict, object]]:
 
 
 @pytest.mark.integration
-def test_retail_gold_tasks_are_grounded_but_the_listed_exceptions():
-    from apigen_mt.domains.retail.domain import GROUNDING_EXCEPTIONS
-
-    retail = get_domain("retail")
-    failing = {raw["id"] for raw, trace in _gold("retail") if grounding_errors(retail, raw, trace)}
-    assert failing == set(GROUNDING_EXCEPTIONS)
-    assert 1 - len(failing) / len(_gold("retail")) >= 0.95
+@pytest.mark.parametrize("name", ["retail", "airline"])
+def test_gold_tasks_are_grounded_but_the_listed_exceptions(name):
+    """Of the gold tasks that reach the grounding stage, all pass but those the domain lists with
+    their reasons, and those are at most 5%."""
+    exceptions = importlib.import_module(f"apigen_mt.domains.{name}.domain").GROUNDING_EXCEPTIONS
+    domain = get_domain(name)
+    gold = _gold(name)
+    failing = {raw["id"] for raw, trace in gold if grounding_errors(domain, raw, trace)}
+    assert failing == set(exceptions)
+    assert 1 - len(failing) / len(gold) >= 0.95
 
 
 @pytest.mark.integration
-def test_airline_gold_tasks_mostly_grounded():
-    """Measured 37 of 45 (82%); the issue's target is 95%: the flight searches an assistant makes
-    (origin x destination x date) need a closure guided by the API graph (issue 11)."""
+def test_what_tau2_writes_cost_is_derived_as_their_tools_charge():
+    """The airline booking's price and the retail refund, as the domains derive them, are what
+    the tools charge and refund (the payments add up to it; the refund is the payment's)."""
     airline = get_domain("airline")
-    gold = _gold("airline")
-    passed = sum(1 for raw, trace in gold if not grounding_errors(airline, raw, trace))
-    assert passed / len(gold) >= 0.8, f"{passed}/{len(gold)}"
+    raw = next(bp.to_json() for s in ("train", "test") for bp in tau2_blueprints("airline", s) if bp.id == "tau2-airline-14")
+    booking = execute_blueprint(airline, raw["actions"]).calls[1]
+    [(price, how)] = airline.derived_amounts("book_reservation", booking.arguments, booking.before).items()
+    assert price == sum(p["amount"] for p in booking.arguments["payment_methods"]) == 2613 and "x 3 passengers" in how
+    retail = get_domain("retail")
+    env = retail.new_env()
+    order = next(o for o in (env.record("orders", key) for key in retail.pristine.orders) if o["status"] == "delivered")
+    arguments = {"order_id": order["order_id"], "item_ids": [order["items"][0]["item_id"]],
+                 "payment_method_id": order["payment_history"][0]["payment_method_id"]}
+    [refund] = retail.derived_amounts("return_delivered_order_items", arguments, env)
+    result = env.execute("return_delivered_order_items", arguments)
+    assert refund == order["items"][0]["price"] and result["status"] == "return requested"
+    assert airline.derived_amounts("book_reservation", {"flights": "bad"}, env) == {}  # invalid: execution says so
 
 
 def _user_of(raw: dict, trace) -> str | None:
@@ -264,3 +288,108 @@ def test_actions_of_one_user_under_another_users_instruction_are_rejected(name):
             continue
         swaps += 1
         assert grounding_errors(domain, {**first, "instruction": second["instruction"]}, trace), (first["id"], second["id"])
+
+
+# -- lookups hinted by the call's own values; split payments; totals of what was paid --------------------
+
+TILL_DATA = {
+    "items": {"i1": {"item_id": "i1", "price": 30}, "i2": {"item_id": "i2", "price": 12}},
+    "owners": {"o7": {"order_id": "o7", "user_id": "u_ada_1"}, "o8": {"order_id": "o8", "user_id": "u_bob_2"}},
+    "users": {"u_ada_1": {"user_id": "u_ada_1", "email": "ada@example.org", "orders": ["o7"]},
+              "u_bob_2": {"user_id": "u_bob_2", "email": "bob@example.org", "orders": ["o8"]}},
+}
+
+
+@tool
+def get_item(db: Db, item_id: str) -> dict:
+    """An item and its price.
+
+    Args:
+        item_id: The item id.
+    """
+    return db["items"][item_id]
+
+
+@tool
+def get_order_owner(db: Db, order_id: str) -> dict:
+    """Who placed an order.
+
+    Args:
+        order_id: The order id.
+    """
+    return db["owners"][order_id]
+
+
+@tool
+def get_account(db: Db, user_id: str) -> dict:
+    """A user's account and order ids.
+
+    Args:
+        user_id: The user id.
+    """
+    return db["users"][user_id]
+
+
+@tool(kind="write")
+def buy(db: Db, item_id: str, payments: list[dict]) -> dict:
+    """Buy an item, paying with one or more methods.
+
+    Args:
+        item_id: The item id.
+        payments: Objects with a method id and an amount; the amounts add up to the price.
+    """
+    if sum(p["amount"] for p in payments) != db["items"][item_id]["price"]:
+        raise ToolExecutionError("the payments do not add up to the price")
+    return {"item_id": item_id, "paid": len(payments)}
+
+
+@tool(kind="write")
+def transfer_order(db: Db, order_id: str, user_id: str) -> dict:
+    """Move an order to its owner's archive.
+
+    Args:
+        order_id: The order id.
+        user_id: The owner's user id.
+    """
+    return {"order_id": order_id, "user_id": user_id}
+
+
+TILL = SimpleDomain("till", tools=[get_item, get_order_owner, get_account, buy, transfer_order],
+                    policy="Help.", data=TILL_DATA)
+
+
+def till_check(instruction: str, actions: list[dict], outputs: list[str] | None = None) -> list[str]:
+    raw = {"id": "b", "domain": "till", "instruction": instruction, "actions": actions, "outputs": outputs or []}
+    trace = execute_blueprint(TILL, actions)
+    assert not trace.failed, [c.error for c in trace.failed]
+    return grounding_errors(TILL, raw, trace)
+
+
+def _buy(item: str, *amounts: float) -> dict:
+    return {"name": "buy", "arguments": {"item_id": item, "payments": [
+        {"method": f"m{i}", "amount": amount} for i, amount in enumerate(amounts)]}}
+
+
+def test_the_rest_of_a_split_payment_is_obtainable_when_its_total_is():
+    said = "Buy item i1; pay 7 with m0, 4 with m1 and the rest with m2."
+    assert till_check(said, [_buy("i1", 7, 4, 19)]) == []  # 19 = the price 30 - 7 - 4
+    problems = till_check("Buy it; pay 7 with m0, 4 with m1 and the rest with m2.", [_buy("i1", 7, 4, 19)])
+    assert [p.split(" = ")[0] for p in problems] == [  # no item said: no price, so no rest either
+        "actions[0] buy.item_id", "actions[0] buy.payments[2].amount"]
+
+
+def test_what_was_paid_with_one_method_over_the_actions_adds_up():
+    actions = [_buy("i1", 30), _buy("i2", 12), _buy("i1", 30)]
+    said = "Buy i1, i2 and i1 again, all with m0, and tell me what m0 was charged in all."
+    assert till_check(said, actions, ["72"]) == []
+    [problem] = till_check(said, actions, ["71"])
+    assert problem.startswith("outputs[0] = '71' is not obtainable")
+
+
+def test_two_unknown_values_of_one_call_do_not_vouch_for_each_other():
+    """get_order_owner(o8) returns u_bob_2 and get_account(u_bob_2) returns o8: neither is given."""
+    actions = [{"name": "transfer_order", "arguments": {"order_id": "o8", "user_id": "u_bob_2"}}]
+    problems = till_check("Please archive my order.", actions)
+    assert [p.split(" = ")[0] for p in problems] == ["actions[0] transfer_order.order_id",
+                                                     "actions[0] transfer_order.user_id"]
+    assert till_check("Please archive my order o8.", actions) == []  # the owner is looked up from the order

@@ -14,10 +14,13 @@ every argument value of every action must be
   empty value carries nothing), or
 * derived (:mod:`apigen_mt.tools.provenance.derivations`): a sum or difference of obtainable
   numbers, an arithmetic expression over them, a date relative to the domain's ``today`` or
-  the day before or after an obtainable date, or
+  the day before or after an obtainable date, an amount the domain computes for the call
+  (``Domain.derived_amounts``: a booking's price from the fares), the rest of a payment split
+  over several methods (its total obtainable), or
 * free text the domain declares exempt (``Domain.free_text_arguments``: a reason, a summary);
 
-and every expected output must be obtainable the same way (or be the count of a returned list).
+and every expected output must be obtainable the same way (or be the count of a returned list,
+or the total the actions paid with one method).
 A failure names the action, the argument path, the value and where it was looked for.
 """
 
@@ -32,7 +35,7 @@ from apigen_mt.tools.executor import ExecutionTrace
 from apigen_mt.tools.provenance.closure import Closure
 from apigen_mt.tools.provenance.derivations import derived_date, expression_numbers, neighbour_days
 from apigen_mt.tools.provenance.knowledge import Knowledge
-from apigen_mt.tools.provenance.said import Said
+from apigen_mt.tools.provenance.said import Said, as_number
 
 __all__ = ["argument_leaves", "fixed_by_schema", "grounding_errors"]
 
@@ -80,12 +83,11 @@ def grounding_errors(domain: Domain, raw: Mapping[str, Any], trace: ExecutionTra
         spec = domain.tool(call.name)
         schema = spec.parameters if spec is not None else {}
         arguments = call.arguments if isinstance(call.arguments, Mapping) else {}
-        for path, value, leaf_schema in argument_leaves(arguments, schema, ""):
-            name = path.lstrip(".").split(".")[0].split("[")[0]
-            if fixed_by_schema(value, leaf_schema) or name in free.get(call.name, ()):
-                continue
-            if _obtainable(value, said, knowledge, closure, call.before, domain, derive=not isinstance(value, str)):
-                continue
+        pending = [(path, value) for path, value, leaf_schema in argument_leaves(arguments, schema, "")
+                   if not fixed_by_schema(value, leaf_schema)
+                   and path.lstrip(".").split(".")[0].split("[")[0] not in free.get(call.name, ())]
+        amounts = dict(domain.derived_amounts(call.name, arguments, call.before) or {}) if call.before else {}
+        for path, value in _unproven(pending, arguments, call.before, said, knowledge, closure, domain, amounts):
             earlier = f"actions[0..{call.index - 1}] did not return it" if call.index else "no earlier action returned it"
             problems.append(
                 f"actions[{call.index}] {call.name}{_shown(path)} = {value!r} is not obtainable: the instruction "
@@ -94,7 +96,8 @@ def grounding_errors(domain: Domain, raw: Mapping[str, Any], trace: ExecutionTra
             )
         if call.ok:
             knowledge.add(call.observation, f"actions[{call.index}] {call.name}", call.name)
-        knowledge.add(arguments, f"actions[{call.index}] {call.name}'s own arguments")
+            knowledge.add_amounts(amounts, f"what actions[{call.index}] {call.name} costs")
+        knowledge.add_own(arguments, f"actions[{call.index}] {call.name}'s own arguments")
     for index, output in enumerate(raw.get("outputs") or []):
         if knowledge.count_source(output) or _obtainable(output, said, knowledge, closure, trace.env, domain):
             continue
@@ -105,21 +108,100 @@ def grounding_errors(domain: Domain, raw: Mapping[str, Any], trace: ExecutionTra
     return problems
 
 
+def _unproven(pending: list[tuple[str, Any]], arguments: Mapping[str, Any], before: Any, said: Said,
+              knowledge: Knowledge, closure: Closure, domain: Domain,
+              amounts: Mapping[float, str]) -> list[tuple[str, Any]]:
+    """The ``(path, value)`` leaves of one call that no rule proves, in the arguments' order.
+
+    What needs no lookup first, then one lookup at a time, hinted by the call's values proven
+    so far (never by unproven ones: two unknown ids must not vouch for each other); after each,
+    what it taught may prove others without lookups (the original date of a reservation proves
+    "the day after" it, which then hints the flight search). Dates and amounts are looked up
+    first: they follow from few lookups, and hint the searches."""
+    order = {path: i for i, (path, _) in enumerate(pending)}
+    proven: dict[str, list[Any]] = {}
+
+    def settle(path: str, value: Any, env: Any) -> bool:
+        if not _leaf_obtainable(arguments, path, value, said, knowledge, closure, env, domain, proven, amounts):
+            return False
+        proven.setdefault(_leaf_name(path), []).append(value)
+        return True
+
+    while pending:
+        pending = [(path, value) for path, value in pending if not settle(path, value, None)]
+        pending.sort(key=lambda leaf: (not _is_date_or_number(leaf[1]), order[leaf[0]]))
+        looked_up = None if before is None else next(
+            (i for i, (path, value) in enumerate(pending) if settle(path, value, before)), None)
+        if looked_up is None:
+            break
+        del pending[looked_up]
+    return sorted(pending, key=lambda leaf: order[leaf[0]])
+
+
+def _leaf_obtainable(arguments: Mapping[str, Any], path: str, value: Any, said: Said, knowledge: Knowledge,
+                     closure: Closure, env: Any, domain: Domain, hints: Mapping[str, list[Any]],
+                     amounts: Mapping[float, str]) -> bool:
+    """One argument leaf: obtainable itself, or (a number in a split payment) its split's total is."""
+    if _obtainable(value, said, knowledge, closure, env, domain, derive=not isinstance(value, str),
+                   hints=hints, amounts=amounts):
+        return True
+    total = _split_total(arguments, path, value)
+    return total is not None and _obtainable(total, said, knowledge, closure, env, domain, hints=hints, amounts=amounts)
+
+
 def _obtainable(value: Any, said: Said, knowledge: Knowledge, closure: Closure, env: Any, domain: Domain,
-                derive: bool = True) -> bool:
+                derive: bool = True, hints: Mapping[str, list[Any]] | None = None,
+                amounts: Mapping[float, str] | None = None) -> bool:
     """``derive``: sums and differences may explain the value (an amount, or an expected output;
-    not a string argument, where digits are an id or a zip code)."""
+    not a string argument, where digits are an id or a zip code). ``amounts``: what the domain
+    computes for the call being checked (:meth:`Domain.derived_amounts`)."""
     numbers = expression_numbers(value)
     if numbers is not None:  # "2 * (350 - 122)": every number in it must be obtainable
-        return all(_obtainable(number, said, knowledge, closure, env, domain) for number in numbers)
-    if said.says(value) or knowledge.source(value, extra_numbers=said.numbers, derive=derive) is not None:
+        return all(_obtainable(number, said, knowledge, closure, env, domain, hints=hints) for number in numbers)
+    amounts = amounts or {}
+    number = as_number(value) if derive else None
+    if number is not None and round(number, 2) in amounts:
+        return True
+    if said.says(value) or knowledge.source(value, extra_numbers=[*said.numbers, *amounts], derive=derive) is not None:
         return True
     if derived_date(value, domain.today, said.text) is not None:
         return True
     if isinstance(value, str) and _ISO_DATE.fullmatch(value[:10]) and value[:10] in neighbour_days(
             [*knowledge.dates(), *said.iso_dates(None)], said.text):
         return True
-    return env is not None and closure.find(value, env, derive=derive) is not None
+    if env is None:
+        return False
+    def now() -> bool:  # what the lookups taught, without more lookups
+        return _obtainable(value, said, knowledge, closure, None, domain, derive, hints, amounts)
+    return closure.find(value, env, derive=derive, hints=hints, obtainable=now) is not None
+
+
+def _is_date_or_number(value: Any) -> bool:
+    return not isinstance(value, str) or bool(_ISO_DATE.fullmatch(value[:10]))
+
+
+def _split_total(arguments: Mapping[str, Any], path: str, value: Any) -> float | None:
+    """For a number in one item of a list of records (``payment_methods[3].amount``), the total
+    it makes with the same field of the other items: a payment split over several methods is
+    obtainable when its total is (the assistant pays the rest with the last one)."""
+    match = re.fullmatch(r"\.?(\w+)\[(\d+)\]\.(\w+)", path)
+    number = as_number(value)
+    if match is None or number is None or isinstance(value, (bool, str)):
+        return None
+    items = arguments.get(match.group(1))
+    if not isinstance(items, list) or len(items) < 2:
+        return None
+    field = match.group(3)
+    others = [as_number(item.get(field)) for i, item in enumerate(items)
+              if i != int(match.group(2)) and isinstance(item, Mapping)]
+    if any(other is None for other in others):
+        return None
+    return round(number + sum(others), 2)
+
+
+def _leaf_name(path: str) -> str:
+    """``flights[1].date`` -> ``date``: the argument name a read tool would take the leaf as."""
+    return re.sub(r"\[\d+\]$", "", path.rsplit(".", 1)[-1])
 
 
 def _shown(path: str) -> str:

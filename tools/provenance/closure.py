@@ -15,7 +15,11 @@ with what was returned:
   ``*zip*``, dates (and the day before or after a known one, when the user speaks of it) for
   ``*date*``, adjacent capitalised words for a ``first_name`` + ``last_name`` pair, and, for
   other string arguments no returned value fills, codes (``JFK``) or words with digits (``W123``);
-* the schema's ``enum``.
+* the schema's ``enum``;
+* first of all, the values of the same name in the call being checked (``hints``): a
+  ``book_reservation`` with ``origin``, ``destination`` and a flight ``date`` is looked up by
+  a flight search with those three (and, for a return leg, with the codes swapped: a code of
+  the call fills any string argument). Sound, because each of those values is checked itself.
 
 Bounded: at most ``max_calls`` calls per check and ``max_combinations`` argument sets per
 tool per round (the first candidates of every argument first), for ``rounds`` rounds (what a
@@ -26,7 +30,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from apigen_mt.domains.base import Domain, Environment, ToolKind, ToolSpec
@@ -70,15 +74,22 @@ class Closure:
         self.calls = 0
         self._tried: set[str] = set()
         self._reads = [spec for spec in domain.tools if spec.kind is ToolKind.READ]
+        self._hints: Mapping[str, list[Any]] = {}
 
-    def find(self, value: Any, env: Environment, *, derive: bool = True) -> str | None:
+    def find(self, value: Any, env: Environment, *, derive: bool = True,
+             hints: Mapping[str, list[Any]] | None = None,
+             obtainable: Callable[[], bool] | None = None) -> str | None:
         """Look things up on ``env`` (left unchanged) until ``value`` is known (``derive``: as in
         :meth:`Knowledge.source`); its source or None.
 
         Each round's calls go in order of how specific they are: fewer arguments first, and
         arguments filled from returned values before those filled from the user's words
         (looking a record up by its id before searching). The calls share one copy of ``env``:
-        read tools change nothing (``check-domain`` proves it)."""
+        read tools change nothing (``check-domain`` proves it). ``hints``: argument name ->
+        values of the call that needs ``value``, tried first. ``obtainable``: the caller's own
+        test of whether what was learnt now makes ``value`` obtainable (a date the day after a
+        looked-up one), asked after each lookup when the value itself was not returned."""
+        self._hints = hints or {}
         env = env.fork()
         for _ in range(self.rounds):
             batch = {}
@@ -102,13 +113,19 @@ class Closure:
                 found = self.knowledge.source(value, derive=derive)
                 if found is not None:
                     return found
+                if obtainable is not None and obtainable():
+                    return f"what a lookup, {name}({shown}), returned"
             if not learnt:
                 return None
         return None
 
     def _breadth(self, arguments: Mapping[str, Any]) -> float:
         """How broad a lookup is: one per argument, half more for one the user's words fill."""
-        return sum(1.0 if self.knowledge.returned(v) else 1.5 for v in arguments.values())
+        return sum(0.5 if self._hinted(k, v) else 1.0 if self.knowledge.returned(v) else 1.5
+                   for k, v in arguments.items())
+
+    def _hinted(self, name: str, value: Any) -> bool:
+        return any(value == hint for hint in self._hints.get(name, ()))
 
     def _argument_sets(self, spec: ToolSpec) -> list[tuple[str, dict[str, Any]]]:
         """Up to ``max_combinations`` untried ``(signature, arguments)`` of ``spec`` (a later round
@@ -165,4 +182,8 @@ class Closure:
             elif not known:  # codes and ids the user gave: capitals (JFK) or words with digits (W123)
                 said = [w for w in self.said.words
                         if (w.isupper() and w.isalpha() and 2 <= len(w) <= 5) or any(ch.isdigit() for ch in w)]
-        return list(dict.fromkeys([*said, *known]))[:MAX_CANDIDATES]
+        hinted = [v for v in self._hints.get(name, ()) if isinstance(v, str) or kind in ("integer", "number")]
+        if kind not in ("integer", "number") and "date" not in lowered:  # a return leg: origin <-> destination
+            hinted += [v for other, values in self._hints.items() if other != name and "date" not in other
+                       for v in values if isinstance(v, str) and v.isupper() and 2 <= len(v) <= 5]
+        return list(dict.fromkeys([*hinted, *said, *known]))[:MAX_CANDIDATES]

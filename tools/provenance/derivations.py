@@ -1,8 +1,9 @@
 """Documented derivations: values an assistant computes from obtainable ones.
 
 * **sums and differences**: a number equal to ``a + b`` or ``a - b`` of two obtainable
-  numbers (a refund of two items, a balance after a payment); the total of one numeric field
-  over the items of a returned list counts too (:class:`~.knowledge.Knowledge`);
+  numbers of one field (two prices: a refund of two items; two balances) or of a number the
+  user said and any obtainable one (a balance after a $100 payment); the total of one numeric
+  field over the items of a returned list counts too (:class:`~.knowledge.Knowledge`);
 * **arithmetic expressions**: a string of numbers and operators (what a ``calculate`` tool
   takes) is obtainable when every number in it is;
 * **dates relative to today**: with the domain's ``today``, the date ``today + n`` days for an
@@ -17,22 +18,23 @@ accept a value the rules cannot otherwise place; it never rejects one.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
 from typing import Any
 
-__all__ = ["expression_numbers", "neighbour_days", "derived_date", "derived_number"]
+__all__ = ["derived_amount", "derived_date", "derived_number", "expression_numbers", "neighbour_days"]
 
 MAX_OPERANDS = 400
 """Numbers considered for pairwise sums and differences (bounded: quadratic)."""
 
 
-def derived_number(value: float, known: Iterable[float]) -> str | None:
-    """How ``value`` is a sum or difference of two ``known`` numbers, or None."""
+def derived_number(value: float, known: Iterable[float], *, first: Iterable[float] | None = None) -> str | None:
+    """How ``value`` is a sum or difference of two ``known`` numbers (the first of them one of
+    ``first``, when given), or None."""
     numbers = sorted(set(known))[:MAX_OPERANDS]
     present = {round(n, 2) for n in numbers}
     target = round(value, 2)
-    for a in numbers:
+    for a in numbers if first is None else sorted(set(first)):
         if round(a, 2) == target:
             continue
         rest = round(target - a, 2)  # a + rest == target
@@ -42,6 +44,21 @@ def derived_number(value: float, known: Iterable[float]) -> str | None:
         if rest in present and rest != target:
             return f"the difference of {_num(a)} and {_num(rest)}"
     return None
+
+
+def derived_amount(value: float, by_field: Mapping[str | None, Iterable[float]], said: Iterable[float]) -> str | None:
+    """How ``value`` is a sum or difference of two numbers of one field (two prices, two
+    balances) or of a said number and any known one; None if it is not. Not of any two
+    numbers: with a few hundred returned (seat counts, prices, ids), some pair adds up to
+    almost any amount."""
+    for name, numbers in by_field.items():
+        found = derived_number(value, numbers)
+        if found is not None:
+            return f"{found} ({name})" if name else found
+    said = set(said)
+    if not said:
+        return None
+    return derived_number(value, {n for numbers in by_field.values() for n in numbers} | said, first=said)
 
 
 def _num(value: float) -> str:

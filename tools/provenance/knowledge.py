@@ -4,17 +4,18 @@
 strings (case-folded), the numbers, the dictionary keys (tau2 keys payment methods by id), the
 tokens of longer texts (an id inside a sentence), and, for the read-tool closure, which field
 each value sat in. :meth:`Knowledge.source` answers where a value came from, or None; numbers
-also count when they are a documented derivation of known ones (:mod:`.derivations`).
+also count when they are a documented derivation of known ones (:mod:`.derivations`): two
+numbers of one field, or a said number and a known one.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from apigen_mt.tools.provenance.derivations import derived_number
+from apigen_mt.tools.provenance.derivations import derived_amount
 from apigen_mt.tools.provenance.said import as_number, normal_text
 
 __all__ = ["Knowledge", "leaves"]
@@ -23,13 +24,14 @@ _TOKEN = re.compile(r"[#@\w][\w.@#:/+-]*\w|\w")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-def leaves(value: Any, key: str | None = None) -> Iterator[tuple[str | None, Any]]:
+def leaves(value: Any, key: str | None = None, *, top: bool = False) -> Iterator[tuple[str | None, Any]]:
     """``(field name, leaf)`` of a JSON value; list items keep the list's field name, and the
-    keys of a dictionary are leaves too (under the dictionary's field name)."""
+    keys of a dictionary are leaves too (under the dictionary's field name; ``top``: the keys
+    of the outermost one are field names, not values, and come with no field)."""
     if isinstance(value, dict):
         for name, item in value.items():
             if isinstance(name, str):
-                yield key, name
+                yield (None if top else key), name
             yield from leaves(item, name if isinstance(name, str) else key)
     elif isinstance(value, (list, tuple)):
         for item in value:
@@ -51,9 +53,14 @@ class Knowledge:
     """Field name -> the raw values seen in it, in order (for filling a read tool's arguments)."""
     sums: dict[float, str] = field(default_factory=dict)
     """Totals of one numeric field over the items of a returned list (an order's prices)."""
+    numbers_by_field: dict[str | None, set[float]] = field(default_factory=dict)
+    """Field name -> the numbers returned in it (derivations pair numbers of one field)."""
     counts: dict[float, str] = field(default_factory=dict)
     """Lengths of returned lists and dictionaries."""
     _returned: set[str] = field(default_factory=set, repr=False)
+    _own_totals: dict[tuple[str, str], float] = field(default_factory=dict, repr=False)
+    _seen: set[tuple[Any, type, Any]] = field(default_factory=set, repr=False)
+    _amounts_total: float = field(default=0.0, repr=False)
 
     def returned(self, value: Any) -> bool:
         """Whether ``value`` itself was returned in some field (what a lookup may take)."""
@@ -67,9 +74,14 @@ class Knowledge:
             if parsed is not None:
                 observation = parsed
         self._totals(observation, source)
-        for key, leaf in leaves(observation, tool):
+        seen = self._seen
+        for key, leaf in leaves(observation, tool, top=True):
             if leaf is None or isinstance(leaf, bool):
                 continue
+            marker = (key, leaf.__class__, leaf)  # a field name in every record, a repeated value: once
+            if marker in seen:
+                continue
+            seen.add(marker)
             if key is not None:
                 values = self.by_field.setdefault(key, {})
                 if leaf not in values:
@@ -78,12 +90,36 @@ class Knowledge:
             number = as_number(leaf)
             if number is not None:
                 self.numbers.setdefault(number, source)
+                self.numbers_by_field.setdefault(key, set()).add(number)
             if isinstance(leaf, str):
                 text = normal_text(leaf)
                 self.strings.setdefault(text, source)
                 if " " in text or len(text) > 40:
                     for token in _TOKEN.findall(text):
                         self.tokens.setdefault(token, source)
+
+    def add_own(self, arguments: Any, source: str) -> None:
+        """Learn an action's own arguments: its values, and per identifier the running total of
+        each number paid with it over the actions so far (``credit_card_2198526`` charged 44,
+        then 621 and 621: 1286, what the assistant says it charged in all)."""
+        self.add(arguments, source)
+        for record in _records(arguments):
+            ids = [v for v in record.values() if isinstance(v, str) and v]
+            for name, number in ((k, as_number(v)) for k, v in record.items() if not isinstance(v, bool)):
+                if number is None or isinstance(record[name], str):
+                    continue
+                for ident in ids:
+                    total = self._own_totals[(ident, name)] = self._own_totals.get((ident, name), 0.0) + number
+                    self.sums.setdefault(round(total, 2), f"the total of {name} with {ident} over the actions so far")
+
+    def add_amounts(self, amounts: Mapping[float, str], source: str) -> None:
+        """Learn what a write costs or refunds (``Domain.derived_amounts``), and the running
+        total over the writes so far (what five downgrades save in all)."""
+        if not amounts:
+            return
+        self.add({"derived amount": list(amounts)}, source)
+        self._amounts_total += next(iter(amounts))
+        self.sums.setdefault(round(self._amounts_total, 2), "the total of what the actions cost or refund so far")
 
     def _totals(self, value: Any, source: str) -> None:
         if isinstance(value, dict):
@@ -109,7 +145,7 @@ class Knowledge:
                 return self.numbers[number]
             if derive and round(number, 2) in self.sums:
                 return self.sums[round(number, 2)]
-            derivation = derived_number(number, [*self.numbers, *extra_numbers]) if derive else None
+            derivation = derived_amount(number, self.numbers_by_field, extra_numbers) if derive else None
             if derivation is not None:
                 return derivation
         if isinstance(value, str):
@@ -125,6 +161,17 @@ class Knowledge:
         """Where ``value`` is the length of a returned list (for expected outputs, which may be counts)."""
         number = as_number(value)
         return self.counts.get(number) if number is not None else None
+
+
+def _records(value: Any) -> Iterator[dict[str, Any]]:
+    """Every dictionary inside a JSON value (a payment ``{"payment_id", "amount"}``)."""
+    if isinstance(value, dict):
+        yield value
+        for item in value.values():
+            yield from _records(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _records(item)
 
 
 def _maybe_json(text: str) -> Any:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 __all__ = ["Said", "as_number", "normal_text"]
@@ -85,6 +85,7 @@ def as_number(value: Any) -> float | None:
     return None
 
 
+@lru_cache(maxsize=4096)
 def _bounded(needle: str) -> re.Pattern[str]:
     """``needle`` as a whole token sequence (no letter or digit glued on either side)."""
     return re.compile(rf"(?<![0-9a-z]){re.escape(needle)}(?![0-9a-z])")
