@@ -2,8 +2,10 @@
 
 Phase 1's *grounded* proposals start from a random walk on the API graph that was already
 executed over real entities (so a_gt is valid by construction); this role only has to say
-what the user wants and which facts the agent must report. Feedback from failed rounds is
-shown the same way as to the generator.
+what the user wants and which facts the agent must report. It is told which values the
+instruction must contain (those no lookup reaches: an email, a name and zip, a reservation
+number); the grounding check rejects an instruction without them. Feedback from failed
+rounds is shown the same way as to the generator.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ def instruction_writer_messages(
     observations: Sequence[str] = (),
     feedback: Sequence[str] = (),
     *,
+    must_say: Sequence[Any] = (),
     prompts_dir: str | Path | None = None,
 ) -> list[BaseMessage]:
     names = [str(a.get("name")) for a in actions]
@@ -68,6 +71,7 @@ def instruction_writer_messages(
         data=as_json(context.get("data")) if context.get("data") else NONE,
         persona=persona_text(context.get("persona")),
         feedback=feedback_text(feedback),
+        must_say="\n".join(f"- {value}" for value in must_say) or NONE,
     )
     return [HumanMessage(content=text)]
 
@@ -80,11 +84,14 @@ async def awrite_instruction(
     observations: Sequence[str] = (),
     feedback: Sequence[str] = (),
     *,
+    must_say: Sequence[Any] = (),
     prompts_dir: str | Path | None = None,
     **call_kwargs: Any,
 ) -> StructuredResult[WrittenInstruction]:
-    """q and o_gt for ``actions``; ``call_kwargs`` go to ``astructured_call``."""
-    messages = instruction_writer_messages(domain, context, actions, observations, feedback, prompts_dir=prompts_dir)
+    """q and o_gt for ``actions`` (``must_say``: values q must contain, written so);
+    ``call_kwargs`` go to ``astructured_call``."""
+    messages = instruction_writer_messages(domain, context, actions, observations, feedback,
+                                           must_say=must_say, prompts_dir=prompts_dir)
     return await astructured_call(model, WrittenInstruction, messages, **call_kwargs)
 
 

@@ -19,7 +19,7 @@ from apigen_mt.runner import NullObserver
 
 __all__ = ["PhaseProgress"]
 
-PHASE1_FUNNEL = ("proposed", "format", "execution", "policy", "dedup", "committee")
+PHASE1_FUNNEL = ("proposed", "format", "execution", "policy", "grounding", "dedup", "committee")
 PHASE2_FUNNEL = ("conversations", "user_turns", "assistant_turns", "tool_rounds", "verified", "failed")
 
 

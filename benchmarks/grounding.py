@@ -32,7 +32,7 @@ def main() -> int:
     for name in ("retail", "airline"):
         domain = get_domain(name)
         tasks = [bp.to_json() for split in ("train", "test") for bp in tau2_blueprints(name, split)]
-        tasks = [raw for raw in tasks if validate_blueprint(domain, raw).passed]
+        tasks = [raw for raw in tasks if validate_blueprint(domain, raw, grounding=False).passed]
         best_execution = best_grounding = float("inf")
         passed = 0
         for _ in range(max(1, args.repeat)):

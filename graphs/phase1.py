@@ -1,13 +1,14 @@
 """Phase 1 of APIGen-MT as a LangGraph state machine: one verified task blueprint per run.
 
-    prepare -> propose -> format_check -> execution_check -> policy_check -> dedup_check
-            -> review x K (parallel) -> aggregate -> accept
+    prepare -> propose -> format_check -> execution_check -> policy_check -> grounding_check
+            -> dedup_check -> review x K (parallel) -> aggregate -> accept
     a failed check or vote -> feedback -> propose (bounded rounds) | give_up
 
 ``prepare`` samples the generator context from the request's seed and picks the proposer:
 ``llm`` (the paper: the generator writes q, a_gt and o_gt) or ``grounded`` (a random walk
 on the API graph, executed over real entities, gives a_gt; the LLM writes q and o_gt for
-it). ``mixed`` draws one of the two per blueprint from the seed. The shared checks,
+it, and is told the values the instruction must say, those no lookup reaches; the
+``grounding`` check enforces them). ``mixed`` draws one of the two per blueprint from the seed. The shared checks,
 committee and feedback nodes live in :mod:`apigen_mt.graphs.verification`.
 
 The module-level ``graph`` has no checkpointer (what ``langgraph dev`` needs); the runner
@@ -29,6 +30,7 @@ from apigen_mt.agents.generator import MAX_ACTIONS, agenerate_blueprint, to_blue
 from apigen_mt.agents.instruction_writer import awrite_instruction, to_grounded_blueprint
 from apigen_mt.domains.registry import get_domain
 from apigen_mt.tools.checks.execution import execute_blueprint, execution_errors
+from apigen_mt.tools.checks.grounding import required_values
 from apigen_mt.tools.checks.policy import policy_violations
 from apigen_mt.tools.grounded_walk import grounded_walk
 from apigen_mt.tools.samplers.context import sample_context
@@ -47,7 +49,8 @@ def _rng(seed: int, purpose: str) -> random.Random:
 
 
 def _clean_walk(domain: Any, seed: int, tries: int) -> dict[str, Any] | None:
-    """The first executed walk that also passes the policy rules for generated data."""
+    """The first executed walk that also passes the policy rules for generated data, with the
+    values its instruction must say (``must_say``: what no lookup reaches)."""
     rng = _rng(seed, "walk")
     for _ in range(tries):
         walk = grounded_walk(domain, rng)
@@ -55,7 +58,7 @@ def _clean_walk(domain: Any, seed: int, tries: int) -> dict[str, Any] | None:
             return None
         trace = execute_blueprint(domain, walk.actions)
         if not execution_errors(trace) and not policy_violations(domain, trace, generated=True):
-            return walk.to_json()
+            return {**walk.to_json(), "must_say": required_values(domain, walk.actions, trace)}
     return None
 
 
@@ -93,7 +96,7 @@ async def propose(state: Phase1State, config: RunnableConfig, runtime: Runtime[R
         walk = state.walk
         result = await awrite_instruction(
             model, domain, state.context, walk["actions"], walk.get("observations") or [], state.feedback,
-            prompts_dir=settings.prompts_dir, config=trace,
+            must_say=walk.get("must_say") or (), prompts_dir=settings.prompts_dir, config=trace,
         )
         make = lambda value: to_grounded_blueprint(value, domain, walk["actions"], state.blueprint_id, **extra)  # noqa: E731
     else:

@@ -1,6 +1,6 @@
 """Reverse task recombination as a LangGraph state machine (APIGen-MT Phase 1, step 6).
 
-    recombine -> format_check -> execution_check -> policy_check -> dedup_check
+    recombine -> format_check -> execution_check -> policy_check -> grounding_check -> dedup_check
               -> review x K -> aggregate -> accept | feedback -> recombine | give_up
 
 Input: ``{"domain", "blueprint_id", "sources": [validated blueprints of ONE user]}``.

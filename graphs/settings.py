@@ -54,6 +54,8 @@ class Phase1Settings(BaseModel):
     )
     sampler: dict[str, Any] | None = Field(None, description="SamplerConfig fields (None: default, compact for local)")
     max_actions: int | None = Field(None, ge=1, le=12, description="actions per blueprint (None: 12, 4 for local)")
+    grounding: bool = Field(True, description="reject blueprints whose actions or outputs need values the "
+                            "instruction does not make obtainable (tools/checks/grounding.py)")
     dedup: bool = Field(True, description="reject exact and near-duplicate blueprints")
     dedup_threshold: float = Field(0.85, gt=0.0, le=1.0, description="instruction similarity that counts as a duplicate")
     walk_tries: int = Field(8, ge=1, le=100, description="grounded mode: walks drawn before falling back to llm mode")

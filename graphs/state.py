@@ -82,7 +82,8 @@ class Phase1State(BlueprintState):
     """The sampled generator context (tools, policy, rules, user data, persona, examples)."""
 
     walk: dict[str, Any] | None = None
-    """Grounded mode: the executed walk (user_id, chain, actions, observations)."""
+    """Grounded mode: the executed walk (user_id, chain, actions, observations, and
+    ``must_say``: the values its instruction must contain)."""
 
     max_actions: int | None = None
     """The generator's cap on actions (set by ``prepare``: smaller for the embedded model)."""

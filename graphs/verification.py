@@ -1,6 +1,6 @@
 """The verification half of the blueprint graphs, shared by Phase 1 and recombination.
 
-    proposal -> format_check -> execution_check -> policy_check -> dedup_check
+    proposal -> format_check -> execution_check -> policy_check -> grounding_check -> dedup_check
              -> review x K (parallel, one ``Send`` per judge) -> aggregate -> accept
     any failure -> feedback (LLM, then the proposer again) | give_up when rounds are spent
 
@@ -31,6 +31,7 @@ from apigen_mt.domains.registry import get_domain
 from apigen_mt.llm.tracing import run_config
 from apigen_mt.tools.checks.execution import execute_blueprint, execution_errors
 from apigen_mt.tools.checks.format import format_errors
+from apigen_mt.tools.checks.grounding import grounding_errors
 from apigen_mt.tools.checks.policy import policy_violations
 from apigen_mt.tools.state_diff import StateDiff
 
@@ -47,6 +48,7 @@ __all__ = [
     "feedback",
     "format_check",
     "give_up",
+    "grounding_check",
     "policy_check",
     "review",
     "route_after_aggregate",
@@ -105,6 +107,19 @@ def policy_check(state: BlueprintState) -> dict[str, Any]:
     trace = execute_blueprint(domain, state.proposal["actions"])
     reasons = policy_violations(domain, trace, generated=True)
     return {"check": _check("policy", reasons, (state.check or {}).get("diff"))}
+
+
+def grounding_check(state: BlueprintState, config: RunnableConfig) -> dict[str, Any]:
+    """Every value the actions and outputs need is obtainable from the instruction (said,
+    returned, looked up, fixed by the schema or derived); a failure names the value and goes
+    back to the proposer like any other."""
+    settings = Phase1Settings.from_config(config)
+    diff = (state.check or {}).get("diff")
+    if not settings.grounding:
+        return {"check": _check("grounding", [], diff)}
+    domain = get_domain(state.domain)
+    trace = execute_blueprint(domain, state.proposal["actions"])
+    return {"check": _check("grounding", grounding_errors(domain, state.proposal, trace), diff)}
 
 
 def dedup_check(state: BlueprintState, config: RunnableConfig, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -287,6 +302,7 @@ def add_verification(builder: StateGraph, *, proposer: str) -> StateGraph:
         ("format_check", format_check),
         ("execution_check", execution_check),
         ("policy_check", policy_check),
+        ("grounding_check", grounding_check),
         ("dedup_check", dedup_check),
         ("aggregate", aggregate),
         ("feedback", feedback),
@@ -300,7 +316,8 @@ def add_verification(builder: StateGraph, *, proposer: str) -> StateGraph:
     for check, following in (
         ("format_check", "execution_check"),
         ("execution_check", "policy_check"),
-        ("policy_check", "dedup_check"),
+        ("policy_check", "grounding_check"),
+        ("grounding_check", "dedup_check"),
     ):
         builder.add_conditional_edges(check, route_after_check(following), [following, *on_failure])
     builder.add_conditional_edges("dedup_check", route_to_committee, ["review", *on_failure])

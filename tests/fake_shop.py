@@ -125,10 +125,13 @@ class ShopEnv(Environment):
 
 
 def _bp(id_, actions):
+    email, *_ = (a["email"] for n, a in actions if "email" in a)
+    order = actions[-1][1]["order_id"]
+    wish = "cancel it, no longer needed" if actions[-1][0] == "cancel_order" else "refund it"
     return {
         "id": id_,
         "domain": "shop",
-        "instruction": "...",
+        "instruction": f"You are {email}. About your order {order}: {wish}.",
         "outputs": [],
         "actions": [{"name": n, "arguments": a} for n, a in actions],
         "source": {"benchmark": "shop", "task_id": id_, "split": "train"},

@@ -52,7 +52,7 @@ def shop(*tools: Any, examples: list[dict] | None = None, data: dict | None = No
 
 
 def example(*names: str, item_id: str = "i1") -> dict:
-    return {"id": f"ex-{'-'.join(names)}", "domain": "shop", "instruction": "Buy an item.", "outputs": [],
+    return {"id": f"ex-{'-'.join(names)}", "domain": "shop", "instruction": f"Buy item {item_id}.", "outputs": [],
             "actions": [{"name": name, "arguments": {"item_id": item_id}} for name in names]}
 
 
@@ -199,6 +199,12 @@ class _LeakyDomain(Domain):
         return [{"id": "b", "domain": "leaky", "instruction": "Count.", "outputs": [], "actions": [{"name": "bump", "arguments": {}}]}]
 
 
+def test_an_example_whose_instruction_does_not_give_its_values_fails():
+    report = check_domain(shop(examples=[{**example("get_item", "buy"), "instruction": "Buy an item."}]))
+    assert failures(report, "examples")[0].startswith(
+        "example 'ex-get_item-buy' fails the grounding check: actions[0] get_item.item_id = 'i1' is not obtainable")
+
+
 def test_a_read_tool_that_leaks_into_the_shared_state_fails_isolation():
     """The leak is caught whatever the tool's kind: marked read, its own environment shows no change."""
     domain = _LeakyDomain()
@@ -231,7 +237,7 @@ from apigen_mt.domains.simple import SimpleDomain
 from test_check_domain import buy  # this test module's tool: tests/ is on sys.path
 
 DOMAIN = SimpleDomain("{name}.shop", tools=[buy], policy="Sell.", data={{"items": {{"i1": {{"stock": 2}}}}}},
-                      examples=[{{"id": "e", "domain": "{name}.shop", "instruction": "Buy.", "outputs": [],
+                      examples=[{{"id": "e", "domain": "{name}.shop", "instruction": "Buy {item}.", "outputs": [],
                                   "actions": [{{"name": "buy", "arguments": {{"item_id": "{item}"}}}}]}}])
 '''
 

@@ -102,3 +102,20 @@ def test_validate_refuses_to_overwrite_its_input(tmp_path, capsys):
     assert main(["validate", str(source), "--domain", "retail", "--out", str(source)]) == 2
     assert "is the input file" in capsys.readouterr().err
     assert source.read_text() == '{"id": "x"}\n'
+
+
+def test_validate_names_a_value_the_instruction_does_not_give_unless_told_not_to(tmp_path, capsys):
+    actions = [{"name": "find_user_id_by_name_zip", "arguments": {"first_name": "Mia", "last_name": "Moore", "zip": "94180"}}]
+    source = tmp_path / "two.jsonl"
+    source.write_text("\n".join(json.dumps({"id": i, "domain": "retail", "instruction": text, "actions": actions, "outputs": []})
+                                for i, text in (("said", "You are Mia Moore in 94180."), ("unsaid", "You are Mia."))) + "\n")
+    assert main(["validate", str(source), "--domain", "retail"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(row["id"], row["stage"]) for row in rows] == [("said", "ok"), ("unsaid", "grounding")]
+    assert rows[1]["reasons"] == [
+        "line 2: actions[0] find_user_id_by_name_zip.last_name = 'Moore' is not obtainable: not said in the "
+        "instruction, not returned by an earlier action, not found by 1 lookup, not fixed by the schema nor derived",
+        "line 2: actions[0] find_user_id_by_name_zip.zip = '94180' is not obtainable: not said in the "
+        "instruction, not returned by an earlier action, not found by 1 lookup, not fixed by the schema nor derived"]
+    assert main(["validate", str(source), "--domain", "retail", "--no-grounding"]) == 0
+    assert [json.loads(line)["stage"] for line in capsys.readouterr().out.splitlines()] == ["ok", "ok"]

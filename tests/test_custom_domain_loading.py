@@ -337,7 +337,7 @@ def test_keyed_copies_and_returned_values_stay_inside_their_environment():
 
 
 def test_policy_rules_run_in_validation(bank):
-    good = {"id": "1", "domain": "bank", "instruction": "Take out 20.", "outputs": ["80"],
+    good = {"id": "1", "domain": "bank", "instruction": "Take out 20 from account a1.", "outputs": ["80"],
             "actions": [{"name": "withdraw", "arguments": {"account_id": "a1", "amount": 20}}]}
     assert validate_blueprint(bank, good).passed
     greedy = {**good, "actions": [{"name": "withdraw", "arguments": {"account_id": "a1", "amount": 60}}]}
@@ -534,7 +534,7 @@ def test_load_user_domain_by_module_path(tmp_path, monkeypatch):
         "mydomain.py": DOMAIN_SOURCE,
         "data.json": '{"notes": {"n1": {"text": "hello"}}}',
         "policy.md": "Never delete notes.",
-        "examples.jsonl": '{"id": "x1", "domain": "notes", "instruction": "Add a note.", '
+        "examples.jsonl": '{"id": "x1", "domain": "notes", "instruction": "Add a note n2 that says hi.", '
                           '"actions": [{"name": "add_note", "arguments": {"note_id": "n2", "text": "hi"}}], '
                           '"outputs": []}\n',
     })

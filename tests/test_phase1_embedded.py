@@ -27,7 +27,7 @@ def test_phase1_on_the_embedded_model_completes_and_records_every_attempt(tmp_pa
     for blueprint_id, attempts in result.attempts.items():
         assert 1 <= len(attempts) <= 2
         for attempt in attempts:
-            assert attempt["stage"] in {"generation", "format", "execution", "policy", "dedup", "committee", "accepted"}
+            assert attempt["stage"] in {"generation", "format", "execution", "policy", "grounding", "dedup", "committee", "accepted"}
             assert attempt["stage"] == "accepted" or attempt["reasons"]
     calls = result.llm["calls"]
     assert calls  # every model call was recorded by the runtime

@@ -154,18 +154,26 @@ def test_duplicates_are_rejected_with_the_reason():
 
 
 def test_grounded_mode_keeps_the_walk_and_asks_only_for_the_instruction():
-    out = writer = None
+    """The writer is told what the instruction must say; one without it fails grounding (and
+    the reason goes back as feedback); one with it is accepted."""
+    out = None
     for seed in range(10):  # the first seed whose walk is clean
-        writer = ScriptedChatModel([{"thought": "t", "instruction": "You are a customer. You want the change the walk made.", "outputs": []}])
-        out = run(config(writer, judges(YES, YES, YES)), mode="grounded", seed=seed)
+        vague = {"thought": "t", "instruction": "You are a customer. You want the change the walk made.", "outputs": []}
+        writer = ScriptedChatModel([vague] * 2)
+        out = run(config(writer, judges(YES, YES, YES), max_rounds=2), mode="grounded", seed=seed)
         if out["proposer"] == "grounded":
             break
+    must_say = out["walk"]["must_say"]
+    assert must_say and stages(out) == ["grounding", "grounding"] and out["status"] == "rejected"
+    assert "is not obtainable" in out["attempts"][0]["reasons"][0]
+    prompt = writer.calls[0].messages[-1].content
+    assert all(f"- {value}" in prompt for value in must_say)
+    assert "is not obtainable" in writer.calls[1].messages[-1].content  # the feedback names the gap
+    said = {**vague, "instruction": "You are " + " ".join(map(str, must_say)) + ". You want the change the walk made."}
+    out = run(config(ScriptedChatModel([said]), judges(YES, YES, YES)), mode="grounded", seed=seed)
     assert out["proposer"] == "grounded" and out["status"] == "accepted"
     assert out["blueprint"]["actions"] == out["walk"]["actions"]
     assert out["attempts"][0]["proposer"] == "grounded"
-    prompt = writer.calls[0].messages[0].content
-    assert out["walk"]["actions"][-1]["name"] in prompt
-    assert "response_format" in writer.calls[0].kwargs  # structured, not free text
 
 
 def test_mixed_mode_is_decided_by_the_seed():

@@ -21,7 +21,7 @@ def test_phase1_funnel_counts_passed_checks_feedback_and_outcomes():
         for node, update in [("propose", {}), ("format_check", _check("format")), ("execution_check", _check("execution", False)),
                              ("feedback", {}), ("propose", {}), ("format_check", _check("format")),
                              ("execution_check", _check("execution")), ("policy_check", _check("policy")),
-                             ("dedup_check", _check("dedup")), ("review", {"reviews": [{}]}), ("aggregate", _check("committee"))]:
+                             ("grounding_check", _check("grounding")), ("dedup_check", _check("dedup")), ("review", {"reviews": [{}]}), ("aggregate", _check("committee"))]:
             progress.node_finished("phase1:a", node, update)
         progress.thread_finished(ThreadOutcome("phase1:a", {"status": "accepted"}))
         progress.thread_finished(ThreadOutcome("phase1:b", {"status": "rejected"}, reused=True))
@@ -31,7 +31,7 @@ def test_phase1_funnel_counts_passed_checks_feedback_and_outcomes():
         progress.llm_call(SimpleNamespace(cache_hit=False, total_tokens=0, error="timeout"))
     line = stream.getvalue().strip()
     assert line.startswith("phase 1 [3/3 done] | accepted 1, rejected 1, unfinished 1, reused 1")
-    assert "proposed 2 > format 2 > execution 1 > policy 1 > dedup 1 > committee 1, feedback 1" in line
+    assert "proposed 2 > format 2 > execution 1 > policy 1 > grounding 1 > dedup 1 > committee 1, feedback 1" in line
     assert "llm 3 calls (1 cached, 1 failed), 120 tokens" in line
 
 

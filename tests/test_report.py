@@ -150,7 +150,7 @@ def test_funnel_and_final_counts(tmp_path):
     p1 = stats["phase1"]
     assert {r["step"]: r["count"] for r in p1["funnel"]} == {
         "rounds": 12, "proposed": 11, "passed format": 10, "passed execution": 7, "passed policy": 6,
-        "passed dedup": 4, "passed committee (accepted)": 2,
+        "passed grounding": 6, "passed dedup": 4, "passed committee (accepted)": 2,
     }
     assert (p1["requests"], p1["accepted"], p1["rejected"], p1["unfinished"], p1["flagged_as_test_contamination"]) == (6, 2, 3, 1, 1)
     assert p1["rejected_by_stage"] == {"committee": 1, "dedup": 1, "execution": 1}
@@ -190,6 +190,9 @@ def test_rejection_reasons_are_counted_by_stage_and_rule(tmp_path):
 
 
 def test_reason_keys_of_real_reason_strings():
+    shop_problem = "actions[1] book_reservation.flights[0].flight_number = 'HAT1' is not obtainable: the instruction ..."
+    assert reason_key("grounding", shop_problem) == "book_reservation.flights.flight_number not obtainable"
+    assert reason_key("grounding", "outputs[0] = '7' is not obtainable: ...") == "an output not obtainable"
     assert reason_key("format", format_errors({"id": "x"})[0]) == "missing field domain"
     assert reason_key("format", "outputs[3] must be a non-empty string, got ''") == "empty or non-string output"
     assert reason_key("execution", "actions[2] return_delivered_order_items(order_id='#W12', item_ids=['1']) failed: "

@@ -68,13 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
         "validate",
         help="run the format, execution and policy checks on blueprints (JSONL)",
         description="One JSON line per blueprint: {id, passed, stage, reasons, diff}; stage is "
-        "the first failing stage (format, execution, policy) or ok.",
+        "the first failing stage (format, execution, policy, grounding) or ok.",
     )
     p.add_argument("file", type=Path, help="blueprints, one JSON object per line")
     p.add_argument("--domain", required=True, help="a built-in domain name or a module path")
     p.add_argument("--out", type=Path, help="write results here instead of standard output")
     p.add_argument(
         "--fail-on-reject", action="store_true", help="exit with status 1 if any blueprint fails"
+    )
+    p.add_argument(
+        "--no-grounding", dest="grounding", action="store_false", help="stop after the policy stage"
     )
     p.set_defaults(handler=cmd_validate)
 

@@ -76,7 +76,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             if error is not None:
                 row = {"id": None, "passed": False, "stage": "format", "reasons": [error], "diff": None}
             else:
-                row = validate_blueprint(domain, raw).to_json()
+                row = validate_blueprint(domain, raw, grounding=args.grounding).to_json()
                 if not row["passed"]:
                     row["reasons"] = [f"line {number}: {reason}" for reason in row["reasons"]]
             row["line"] = number
@@ -86,7 +86,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
             out.flush()
     total = sum(stages.values())
-    summary = ", ".join(f"{stage} {stages[stage]}" for stage in ("ok", "format", "execution", "policy") if stages[stage])
+    summary = ", ".join(f"{stage} {stages[stage]}" for stage in ("ok", "format", "execution", "policy", "grounding") if stages[stage])
     print(f"validated {total} blueprints against {domain.name}: {summary or 'none'}"
           + (f"; results in {args.out}" if args.out else ""), file=sys.stderr)
     if rejected:

@@ -38,6 +38,8 @@ def add_generate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--concurrency", type=int, default=8, help="blueprints or conversations at once (default 8)")
     p.add_argument("--seed", type=int, default=0, help="the first seed of the blueprint requests")
     p.add_argument("--max-rounds", type=int, help="Phase-1 feedback rounds (default: 3 retail, 5 airline, else 3)")
+    p.add_argument("--no-grounding", dest="grounding", action="store_false",
+                   help="skip Phase 1's grounding stage (for a domain whose values the rules cannot trace)")
     p.add_argument("--best-of-n", type=int, default=4, help="user-message candidates per turn in Phase 2 (default 4)")
     p.add_argument("--blueprints-file", type=Path, metavar="FILE", help="Phase 2 on these blueprints (JSONL)")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
@@ -137,7 +139,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         return fail(str(error))
     except OSError as error:
         return fail(os_error_text(error))
-    settings = {k: getattr(args, k) for k in ("domain", "blueprints", "phase", "mode", "concurrency", "seed", "max_rounds", "best_of_n")}
+    settings = {k: getattr(args, k) for k in ("domain", "blueprints", "phase", "mode", "concurrency", "seed", "max_rounds", "best_of_n", "grounding")}
     argv = _public_argv(list(getattr(args, "argv", None) or []))
     (args.run_dir / CONFIG_FILE).write_text(json.dumps({
         "configuration": config.public_dict(), "generate": settings, "argv": argv, "cwd": os.getcwd(),
@@ -184,6 +186,8 @@ def _generate_phase1(args: argparse.Namespace, config: Any, store: Any, session:
         live.save_phase1(phase1_result(outcomes, args.domain), partial=True)
 
     settings = {"max_rounds": args.max_rounds} if args.max_rounds else {}
+    if not args.grounding:
+        settings["grounding"] = False
     print(f"phase 1: {args.blueprints} blueprint requests for {args.domain} ({args.mode}) ...", flush=True)
     with _progress(args, 1, args.blueprints) as progress, LiveStoreWriter(args.run_dir, f"{session}/phase1", "phase1", save) as live:
         result = run_phase1(args.domain, args.blueprints, mode=args.mode, seed=args.seed, concurrency=args.concurrency,

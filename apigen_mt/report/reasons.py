@@ -16,6 +16,8 @@ __all__ = ["reason_key"]
 _POLICY = re.compile(r"^\s*\[([^\]]+)\]")
 _EXECUTION = re.compile(r"^actions\[\d+\]\s+([^\s(]+)\(.*?\)\s+failed:\s*(.*)$", re.S)
 _COMMITTEE_METRIC = re.compile(r"voted (\w+) down")
+_POSITION = re.compile(r"\[\d+\]")
+_GROUNDING = re.compile(r"^actions\[\d+\] (\w+)((?:\.\w+|\[\d+\])*) = .* is not obtainable")
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 _ID_LIKE = re.compile(r"\S*\d\S*")
 _WORD = re.compile(r"[a-z_]+")
@@ -55,7 +57,8 @@ def _error_kind(error: str) -> str:
 def reason_key(stage: str | None, reason: str) -> str:
     """The rule a reason of ``stage`` names, e.g. ``authenticate_before_user_data_strict``
     (policy), ``cancel_pending_order: order not found`` (execution), ``correctness voted
-    down`` (committee), ``near-duplicate instruction`` (dedup)."""
+    down`` (committee), ``cancel_pending_order.order_id not obtainable`` (grounding),
+    ``near-duplicate instruction`` (dedup)."""
     reason = str(reason or "").strip()
     if not reason:
         return "(no reason given)"
@@ -76,6 +79,12 @@ def reason_key(stage: str | None, reason: str) -> str:
             return "below the pass threshold"
         if "no judge returned a valid review" in reason:
             return "no valid review"
+    if stage == "grounding":
+        found = _GROUNDING.match(reason)
+        if found:  # the argument, without list positions: "book_reservation.flights.flight_number"
+            return found.group(1) + _POSITION.sub("", found.group(2)) + " not obtainable"
+        if reason.startswith("outputs["):
+            return "an output not obtainable"
     if stage == "dedup":
         if reason.startswith("near-duplicate"):
             return "near-duplicate instruction"

@@ -18,7 +18,7 @@ from .reasons import reason_key
 
 __all__ = ["PAPER", "STAGES", "compute_stats"]
 
-STAGES = ("generation", "format", "execution", "policy", "dedup", "committee", "accepted")
+STAGES = ("generation", "format", "execution", "policy", "grounding", "dedup", "committee", "accepted")
 """Phase-1 stages in the order a round goes through them; a round's stage is where it stopped."""
 
 FUNNEL_STEPS = (
@@ -27,6 +27,7 @@ FUNNEL_STEPS = (
     ("passed format", "format"),
     ("passed execution", "execution"),
     ("passed policy", "policy"),
+    ("passed grounding", "grounding"),
     ("passed dedup", "dedup"),
     ("passed committee (accepted)", "committee"),
 )

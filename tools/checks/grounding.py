@@ -28,16 +28,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from apigen_mt.domains.base import Domain
+from apigen_mt.tools.checks.execution import execute_blueprint
 from apigen_mt.tools.executor import ExecutionTrace
 from apigen_mt.tools.provenance.closure import Closure
 from apigen_mt.tools.provenance.derivations import derived_date, expression_numbers, neighbour_days
 from apigen_mt.tools.provenance.knowledge import Knowledge
 from apigen_mt.tools.provenance.said import Said, as_number
 
-__all__ = ["argument_leaves", "fixed_by_schema", "grounding_errors"]
+__all__ = ["Gap", "argument_leaves", "fixed_by_schema", "grounding_errors", "grounding_gaps", "required_values"]
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 MAX_LOOKUPS = 80
@@ -71,14 +73,52 @@ def fixed_by_schema(value: Any, schema: Mapping[str, Any]) -> bool:
     return "default" in schema and value == schema["default"]
 
 
+@dataclass(frozen=True)
+class Gap:
+    """One value a blueprint needs that its instruction does not make obtainable."""
+
+    value: Any
+    action: int | None
+    """The index of the action whose argument it is; None for an expected output."""
+    tool: str = ""
+    path: str = ""
+    """The argument path (``payment_methods[3].amount``); the output's index for an output."""
+    lookups: int = 0
+
+    def reason(self) -> str:
+        lookups = f"{self.lookups} lookup{'' if self.lookups == 1 else 's'}"
+        if self.action is None:
+            return (f"outputs[{self.path}] = {self.value!r} is not obtainable: not in the actions' results (nor a "
+                    f"count, sum or difference of their values), nor found by {lookups}")
+        earlier = f"actions[0..{self.action - 1}]" if self.action else "an earlier action"
+        return (f"actions[{self.action}] {self.tool}{_shown(self.path)} = {self.value!r} is not obtainable: not "
+                f"said in the instruction, not returned by {earlier}, not found by {lookups}, not fixed by the "
+                "schema nor derived")
+
+
+MAX_GAPS = 6
+"""Gaps named in full per blueprint; the rest are counted (feedback must fit small windows)."""
+
+
 def grounding_errors(domain: Domain, raw: Mapping[str, Any], trace: ExecutionTrace, *,
                      max_lookups: int = MAX_LOOKUPS) -> list[str]:
-    """One reason per argument value or expected output that q does not make obtainable."""
+    """One reason per argument value or expected output that q does not make obtainable (the
+    first ``MAX_GAPS``, then how many more)."""
+    gaps = grounding_gaps(domain, raw, trace, max_lookups=max_lookups)
+    reasons = [gap.reason() for gap in gaps[:MAX_GAPS]]
+    if len(gaps) > MAX_GAPS:
+        reasons.append(f"and {len(gaps) - MAX_GAPS} more values are not obtainable")
+    return reasons
+
+
+def grounding_gaps(domain: Domain, raw: Mapping[str, Any], trace: ExecutionTrace, *,
+                   max_lookups: int = MAX_LOOKUPS) -> list[Gap]:
+    """The values (of arguments, in the actions' order, then of outputs) that q does not make obtainable."""
     said = Said(str(raw.get("instruction") or ""))
     knowledge = Knowledge()
     closure = Closure(domain, said, knowledge, max_calls=max_lookups)
     free = {name: set(args) for name, args in (domain.free_text_arguments or {}).items()}
-    problems: list[str] = []
+    gaps: list[Gap] = []
     for call in trace.calls:
         spec = domain.tool(call.name)
         schema = spec.parameters if spec is not None else {}
@@ -88,24 +128,32 @@ def grounding_errors(domain: Domain, raw: Mapping[str, Any], trace: ExecutionTra
                    and path.lstrip(".").split(".")[0].split("[")[0] not in free.get(call.name, ())]
         amounts = dict(domain.derived_amounts(call.name, arguments, call.before) or {}) if call.before else {}
         for path, value in _unproven(pending, arguments, call.before, said, knowledge, closure, domain, amounts):
-            earlier = f"actions[0..{call.index - 1}] did not return it" if call.index else "no earlier action returned it"
-            problems.append(
-                f"actions[{call.index}] {call.name}{_shown(path)} = {value!r} is not obtainable: the instruction "
-                f"does not say it, {earlier}, {closure.calls} read-tool lookups did not find it, and neither the "
-                "schema fixes it nor does it derive from obtainable values"
-            )
+            gaps.append(Gap(value, call.index, call.name, path, closure.calls))
         if call.ok:
             knowledge.add(call.observation, f"actions[{call.index}] {call.name}", call.name)
             knowledge.add_amounts(amounts, f"what actions[{call.index}] {call.name} costs")
         knowledge.add_own(arguments, f"actions[{call.index}] {call.name}'s own arguments")
     for index, output in enumerate(raw.get("outputs") or []):
-        if knowledge.count_source(output) or _obtainable(output, said, knowledge, closure, trace.env, domain):
-            continue
-        problems.append(
-            f"outputs[{index}] = {output!r} is not obtainable: the actions' results do not hold it (nor a "
-            f"count, sum or difference of their values), and {closure.calls} read-tool lookups did not find it"
-        )
-    return problems
+        if not (knowledge.count_source(output) or _obtainable(output, said, knowledge, closure, trace.env, domain)):
+            gaps.append(Gap(output, None, path=str(index), lookups=closure.calls))
+    return gaps
+
+
+def required_values(domain: Domain, actions: list[Mapping[str, Any]], trace: ExecutionTrace | None = None, *,
+                    limit: int = 12) -> list[Any]:
+    """The values an instruction for ``actions`` must say: the walk's literals no lookup reaches.
+
+    Found one at a time: the first value that a text holding the values found so far does not
+    make obtainable is needed (an email, then nothing more when the lookups it opens reach
+    the rest). What the grounded instruction writer is told to include; at most ``limit``."""
+    trace = trace if trace is not None else execute_blueprint(domain, actions)
+    needed: list[Any] = []
+    for _ in range(limit):
+        gaps = grounding_gaps(domain, {"instruction": " ".join(map(str, needed)), "outputs": []}, trace)
+        if not gaps or gaps[0].value in needed:
+            break
+        needed.append(gaps[0].value)
+    return needed
 
 
 def _unproven(pending: list[tuple[str, Any]], arguments: Mapping[str, Any], before: Any, said: Said,

@@ -1,4 +1,4 @@
-"""format -> execution -> policy for one blueprint, stopping at the first failing stage."""
+"""format -> execution -> policy -> grounding for one blueprint, stopping at the first failing stage."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from typing import Any
 from apigen_mt.domains.base import Domain
 from apigen_mt.tools.checks.execution import execute_blueprint, execution_errors
 from apigen_mt.tools.checks.format import format_errors
+from apigen_mt.tools.checks.grounding import grounding_errors
 from apigen_mt.tools.checks.policy import policy_violations
 from apigen_mt.tools.executor import ExecutionTrace
 from apigen_mt.tools.state_diff import StateDiff
 
-STAGES = ("format", "execution", "policy")
+STAGES = ("format", "execution", "policy", "grounding")
 
 
 @dataclass
@@ -36,8 +37,9 @@ class ValidationResult:
         }
 
 
-def validate_blueprint(domain: Domain, raw: Any) -> ValidationResult:
-    """Run the rule-based checks on a raw (parsed JSON) blueprint."""
+def validate_blueprint(domain: Domain, raw: Any, *, grounding: bool = True) -> ValidationResult:
+    """Run the rule-based checks on a raw (parsed JSON) blueprint (``grounding``: the last
+    one too; the example sampler and ``check-domain`` need only the first three)."""
     blueprint_id = raw.get("id") if isinstance(raw, dict) else None
     problems = format_errors(raw, domain.name)
     if problems:
@@ -50,4 +52,8 @@ def validate_blueprint(domain: Domain, raw: Any) -> ValidationResult:
     problems = policy_violations(domain, trace)
     if problems:
         return ValidationResult(blueprint_id, False, "policy", problems, diff, trace)
+    if grounding:
+        problems = grounding_errors(domain, raw, trace)
+        if problems:
+            return ValidationResult(blueprint_id, False, "grounding", problems, diff, trace)
     return ValidationResult(blueprint_id, True, "ok", [], diff, trace)
