@@ -168,6 +168,12 @@ class Domain(ABC):
     """The domain's "today" (its data's fixed present), for dates the grounding check derives."""
     free_text_arguments: Mapping[str, tuple[str, ...]] = {}
     """Tool -> its free-text arguments (a reason, a summary): the grounding check exempts them."""
+    identification_tools: tuple[str, ...] = ()
+    """Read tools that identify the user (``find_user_id_by_email``), which the policy asks for
+    before the user's data: lookups (the grounding closure, an oracle) make them first."""
+    confirmed_writes: frozenset[str] = frozenset()
+    """Write tools the policy runs only after the user's explicit confirmation ("yes"): the
+    conversation audit checks each was preceded by one."""
 
     def derived_amounts(self, name: str, arguments: Mapping[str, Any], env: "Environment") -> Mapping[float, str]:
         """Amounts the assistant computes for a call by the policy's arithmetic (a booking's price:

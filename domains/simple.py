@@ -493,6 +493,10 @@ class SimpleDomain(Domain):
         today: The domain's fixed "today" (an ISO date): dates relative to it are derivable.
         free_text_arguments: Tool name -> its free-text arguments (a reason, a summary), which
             the grounding check does not trace to the user's words.
+        confirmed_writes: The write tools the policy runs only after the user's explicit yes
+            (the conversation audit's ``confirmation`` check); ``True``: every write tool.
+        identification_tools: The read tools that identify the user, which the policy asks
+            for before the user's data (lookups make them first).
 
     Subclasses may override :meth:`user_ids`, :meth:`user_context` and
     :meth:`example_blueprints` instead of passing the callables.
@@ -514,6 +518,8 @@ class SimpleDomain(Domain):
         user_context: Callable[[Mapping[str, Any], str], dict[str, Any]] | None = None,
         today: str | date | None = None,
         free_text_arguments: Mapping[str, Iterable[str]] | None = None,
+        confirmed_writes: Iterable[str] | bool = (),
+        identification_tools: Iterable[str] = (),
     ) -> None:
         if not isinstance(name, str) or not name:
             raise DomainError("a domain needs a non-empty name")
@@ -552,6 +558,15 @@ class SimpleDomain(Domain):
         unknown = sorted(set(self.free_text_arguments) - set(self._bound))
         if unknown:
             raise DomainError(f"domain {name!r}: free_text_arguments names unknown tools {unknown}")
+        writes = [spec.name for spec in self.tools if spec.kind is ToolKind.WRITE]
+        self.confirmed_writes = frozenset(writes if confirmed_writes is True else confirmed_writes or ())
+        unknown = sorted(self.confirmed_writes - set(writes))
+        if unknown:
+            raise DomainError(f"domain {name!r}: confirmed_writes names tools that are not write tools: {unknown}")
+        self.identification_tools = tuple(identification_tools)
+        unknown = sorted(set(self.identification_tools) - {spec.name for spec in self.tools if spec.kind is ToolKind.READ})
+        if unknown:
+            raise DomainError(f"domain {name!r}: identification_tools names tools that are not read tools: {unknown}")
 
     # -- Domain ------------------------------------------------------------------------------
     @property

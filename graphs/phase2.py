@@ -10,8 +10,10 @@ executes its calls in the environment (errors go back as tool messages, as a rea
 would). A conversation ends when the user says ``###STOP###``, at ``max_turns``, after
 ``max_tool_steps`` tool rounds without a word to the user, or when the loop detector sees
 the same message or call ``loop_window`` times in a row. ``verify`` replays a_gt on a fresh
-environment and compares states and outputs (the foundation's verifier); only a
-conversation the user ended, with reward 1, is accepted. Every conversation, failed or
+environment and compares states and outputs (the foundation's verifier), then audits the
+conversation (:mod:`apigen_mt.tools.audit`: every argument said or returned before, the
+policy over the calls made, each guarded write confirmed); only a conversation the user
+ended, with reward 1, that passes the audit, is accepted. Every conversation, failed or
 not, is kept in ``trajectories`` with its reasons (preference pairs for later training).
 
 Each node decides what its step means for the conversation (``stop``, ``retry``) with the
@@ -38,6 +40,8 @@ from apigen_mt.domains.registry import get_domain
 from apigen_mt.llm.structured import message_text
 from apigen_mt.llm.tool_calling import tool_calling_failure
 from apigen_mt.llm.tracing import run_config
+from apigen_mt.tools.audit.checks import audit_conversation
+from apigen_mt.tools.audit.conversation import from_openai
 from apigen_mt.tools.executor import run_call
 from apigen_mt.tools.state_diff import canonical_json
 from apigen_mt.tools.verifier import verify
@@ -197,6 +201,12 @@ def verify_conversation(state: Phase2State, config: RunnableConfig) -> dict[str,
     said = [message_text(m) for m in state.messages if isinstance(m, AIMessage)]
     verdict = verify(domain, state.blueprint, state.calls, said)
     record = trajectory_record(state, stop, verdict, prompts_dir=settings.prompts_dir)
+    if record["reward"] == 1.0 and settings.audit:
+        audit = audit_conversation(domain, from_openai(record))
+        record["audit"] = audit.to_json()
+        if not audit.passed:  # right by luck or against the policy: kept as a rejected example
+            record["reward"] = 0.0
+            record["reasons"] = [f"audit {reason}" for reason in audit.reasons]
     if record["reward"] == 1.0:
         fingerprint = json.dumps(record["messages"][1:], sort_keys=True, default=str)
         earlier = {json.dumps(t["messages"][1:], sort_keys=True, default=str) for t in state.trajectories if t["reward"] == 1.0 and not t.get("duplicate")}

@@ -89,6 +89,8 @@ class Phase2Settings(BaseModel):
 
     max_attempts: int = Field(3, ge=1, le=20, description="conversations tried per blueprint")
     stop_on_success: bool = Field(True, description="stop after the first verified conversation")
+    audit: bool = Field(True, description="accept a verified conversation only if it passes the audit "
+                        "(grounding, policy, confirmation: tools/audit)")
     best_of_n: int = Field(4, ge=1, le=16, description="user-message candidates per turn (1: no critic)")
     max_turns: int = Field(30, ge=2, le=200, description="user messages + assistant replies to the user")
     max_tool_steps: int = Field(30, ge=1, le=200, description="tool rounds between two user messages")

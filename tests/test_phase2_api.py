@@ -14,16 +14,33 @@ from phase2_oracle import oracle_phase2_models
 from test_phase2_graph import BP
 
 
+REJECTED_GOLD = {  # train tasks whose gold actions fail our own checks, so no conversation of them passes
+    # the known policy exceptions (domains/airline/rules.py); 7 runs out of tool steps first, as its
+    # oracle looks up every flight to explain a refund total
+    "airline": {"tau2-airline-7": None, "tau2-airline-9": "audit policy", "tau2-airline-33": "audit policy"},
+    # a gold call to product 6086499569, which no tool returns and no user says (it fails in tau2 too)
+    "retail": {"tau2-retail-2": "audit grounding", "tau2-retail-3": "audit grounding", "tau2-retail-4": "audit grounding"},
+}
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("domain", ["retail", "airline"])
-def test_every_tau2_train_task_with_oracle_user_and_assistant_is_accepted(domain):
+def test_every_tau2_train_task_with_oracle_user_and_assistant_is_accepted_but_those_failing_our_checks(domain):
+    """The oracle looks up what it needs, asks before each guarded write and is told yes: every
+    conversation passes the verifier and the audit, but those of gold tasks that break the policy
+    or call what nobody gave."""
     blueprints = [bp.to_json() for bp in tau2_blueprints(domain, "train")]
     assert len(blueprints) > 20
-    result = run_phase2(blueprints, chat_models=oracle_phase2_models, settings={"best_of_n": 1}, concurrency=8)
-    assert result.errors == {} and result.failed == []
-    assert sorted(t["blueprint_id"] for t in result.trajectories) == sorted(bp["id"] for bp in blueprints)
-    for trajectory, blueprint in zip(sorted(result.trajectories, key=lambda t: t["blueprint_id"]), sorted(blueprints, key=lambda b: b["id"])):
-        assert trajectory["tool_calls"] == len(blueprint["actions"])
+    result = run_phase2(blueprints, chat_models=oracle_phase2_models, settings={"best_of_n": 1, "max_attempts": 1},
+                        concurrency=8)
+    assert result.errors == {}
+    accepted = {t["blueprint_id"] for t in result.trajectories}
+    assert {bp["id"] for bp in blueprints} - accepted == set(REJECTED_GOLD[domain])
+    for failed in result.failed:
+        expected = REJECTED_GOLD[domain][failed["blueprint_id"]]
+        assert expected is None or failed["reasons"][0].startswith(expected), failed["reasons"]
+    actions = {bp["id"]: len(bp["actions"]) for bp in blueprints}
+    assert all(t["tool_calls"] >= actions[t["blueprint_id"]] and t["audit"]["passed"] for t in result.trajectories)
 
 
 def test_run_phase2_rejects_input_that_is_not_a_blueprint():
@@ -51,4 +68,4 @@ def test_sigkill_mid_conversation_then_resume_continues_at_the_right_turn(tmp_pa
     after = log.read_text().splitlines()[len(before):]
     # the interrupted call is made again; nothing finished before the kill is repeated
     assert after[0] == "assistant 1" and "user 2" not in after and "assistant 0" not in after
-    assert result["trajectory"]["tool_calls"] == 2 and result["trajectory"]["reward"] == 1.0
+    assert result["trajectory"]["tool_calls"] == 3 and result["trajectory"]["reward"] == 1.0

@@ -36,10 +36,14 @@ def test_the_oracle_conversation_is_verified():
     assert out["status"] == "accepted"
     [t] = out["trajectories"]
     assert t["reward"] == 1.0 and t["stop"] == "user_stop" and t["reasons"] == []
-    assert t["tool_calls"] == 2 and t["user_turns"] == 1 and t["attempt"] == 1
+    # the oracle looks up what the write needs (the country, from the user's record), asks, is
+    # told yes, writes, then says the outputs; the audit passes
+    assert t["tool_calls"] == 3 and t["user_turns"] == 2 and t["attempt"] == 1 and t["audit"]["passed"]
     roles = [m["role"] for m in t["messages"]]
-    assert roles == ["system", "user", "assistant", "tool", "assistant", "tool", "assistant"]
-    assert t["messages"][2]["tool_calls"][0]["function"]["name"] == "find_user_id_by_name_zip"
+    assert roles == ["system", "user", *["assistant", "tool"] * 2, "assistant", "user", "assistant", "tool", "assistant"]
+    names = [m["tool_calls"][0]["function"]["name"] for m in t["messages"] if m.get("tool_calls")]
+    assert names[0] == "find_user_id_by_name_zip" and names[-2:] == ["get_user_details", "modify_user_address"]
+    assert t["messages"][-4]["content"].startswith("Yes, go ahead with step 2")
     assert "mia.moore8091@example.com" in t["messages"][-1]["content"]
     assert {tool["function"]["name"] for tool in t["tools"]} >= {"modify_user_address", "get_user_details"}
 
@@ -80,10 +84,12 @@ def test_a_looping_assistant_is_cut_by_the_detector():
 
 
 def test_best_of_n_keeps_the_candidate_the_critic_scores_highest():
-    user = ScriptedChatModel(["Hi, I want to change my address.", "Change address please", BP["instruction"]] + ["###STOP###"] * 3)
+    yes = "Yes, go ahead with step 2."
+    user = ScriptedChatModel(["Hi, I want to change my address.", "Change address please", BP["instruction"]]
+                             + [yes] * 3 + ["###STOP###"] * 3)
     critic = ScriptedChatModel([{"scores": [
         {"index": 0, "score": 4, "reason": "vague"}, {"index": 1, "score": 2, "reason": "vaguer"},
-        {"index": 2, "score": 9, "reason": "faithful"}]}])
+        {"index": 2, "score": 9, "reason": "faithful"}]}] * 3)
     models = oracle_phase2_models(BP)
     models.update({"user": user, "user_critic": critic})
     out = run(models, best_of_n=3, max_attempts=1)

@@ -19,7 +19,7 @@ def _models(blueprint):
         "generator": ScriptedChatModel([oracle_generator_reply]),
         "reviewers": [ScriptedChatModel([YES]) for _ in range(3)],
         "user": ScriptedChatModel([oracle_user_reply(blueprint)] * 5),
-        "assistant": ScriptedChatModel([oracle_assistant_reply(blueprint)] * 10),
+        "assistant": ScriptedChatModel([oracle_assistant_reply({**blueprint, "domain": "retail"})] * 10),
     }
 
 

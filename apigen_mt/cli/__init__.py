@@ -15,6 +15,7 @@ from apigen_mt import __version__
 from apigen_mt.cli.doctor import cmd_doctor
 from apigen_mt.cli.errors import fail, os_error_text
 from apigen_mt.cli.domain_commands import (
+    cmd_audit,
     cmd_check_domain,
     cmd_context,
     cmd_domains,
@@ -80,6 +81,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-grounding", dest="grounding", action="store_false", help="stop after the policy stage"
     )
     p.set_defaults(handler=cmd_validate)
+
+    p = sub.add_parser(
+        "audit",
+        help="audit conversations (openai, sharegpt or tau2 results): grounding, policy, confirmation",
+        description="One JSON line per conversation: {id, passed, failed_checks, reasons}. FILE is an openai "
+        "export (JSONL of {messages, tools}), a sharegpt export (JSON array or JSONL of {conversations}) or a "
+        "tau2-bench results file ({info, tasks, simulations}).",
+    )
+    p.add_argument("file", type=Path, help="the conversations")
+    p.add_argument("--domain", required=True, help="the domain they were held in (a built-in name or a module path)")
+    p.add_argument("--out", type=Path, help="write results here instead of standard output")
+    p.add_argument("--fail-on-reject", action="store_true", help="exit with status 1 if any conversation fails")
+    p.set_defaults(handler=cmd_audit)
 
     p = sub.add_parser(
         "check-domain",

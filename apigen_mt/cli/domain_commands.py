@@ -95,6 +95,40 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 1 if args.fail_on_reject and stages["ok"] < total else 0
 
 
+# -- audit -------------------------------------------------------------------------------------
+def cmd_audit(args: argparse.Namespace) -> int:
+    """One JSON line per conversation: ``{id, passed, failed_checks, reasons}`` (tools/audit)."""
+    from apigen_mt.domains.registry import get_domain
+    from apigen_mt.tools.audit.checks import AUDIT_CHECKS, audit_rows
+
+    if not args.file.is_file():
+        raise DomainError(f"no such file: {args.file}")
+    if args.out and args.out.resolve() == args.file.resolve():
+        raise DomainError(f"--out {args.out} is the input file: choose another path")
+    domain = get_domain(args.domain)
+    failed: Counter[str] = Counter()
+    total = passed = 0
+    shown: list[str] = []
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+    with args.out.open("w", encoding="utf-8") if args.out else stdout_writer() as out:
+        for row in audit_rows(domain, args.file):
+            total += 1
+            passed += row["passed"]
+            failed.update(row["failed_checks"])
+            if not row["passed"] and len(shown) < 5:
+                shown.append(f"  {row['id']}: {row['reasons'][0]}")
+            out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            out.flush()
+    checks = ", ".join(f"{check} {failed[check]}" for check in ("format", *AUDIT_CHECKS) if failed[check])
+    print(f"audited {total} conversations against {domain.name}: passed {passed}"
+          + (f"; failed {checks}" if checks else "") + (f"; results in {args.out}" if args.out else ""), file=sys.stderr)
+    if shown:
+        print("failed:\n" + "\n".join(shown + ([f"  ... and {total - passed - len(shown)} more"] if total - passed > len(shown) else [])),
+              file=sys.stderr)
+    return 1 if args.fail_on_reject and passed < total else 0
+
+
 # -- graph and context -------------------------------------------------------------------------
 def cmd_graph(args: argparse.Namespace) -> int:
     import random

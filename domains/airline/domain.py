@@ -24,12 +24,21 @@ class AirlineDomain(Tau2Domain):
     persona_set = "airline"
     today = date(2024, 5, 15)  # tau2's clock: the policy's "current time" (rules.py)
     free_text_arguments = {"transfer_to_human_agents": ("summary",)}
+    # "Before taking any actions that update the booking database (booking, modifying flights,
+    # editing baggage, changing cabin class, or updating passenger information), you must ...
+    # obtain explicit user confirmation (yes)"; a certificate is offered, not asked for.
+    confirmed_writes = frozenset({
+        "book_reservation", "cancel_reservation", "update_reservation_baggages", "update_reservation_flights",
+        "update_reservation_passengers",
+    })
 
     def derived_amounts(self, name: str, arguments: Mapping[str, Any], env: Environment) -> Mapping[float, str]:
         """What a write charges or refunds, as the policy states it: a booking costs each
         flight's fare in the cabin (what the searches show) times the passengers, $30 per
         passenger for insurance and $50 per non-free bag; a change of flights or cabin costs
-        (or refunds) the new fares less the old, times the passengers."""
+        (or refunds) the new fares less the old, times the passengers; a cancellation refunds
+        what was paid; a certificate of compensation is $100 per passenger for a cancelled
+        flight or $50 for a delayed one."""
         try:
             if name == "book_reservation":
                 passengers = len(arguments.get("passengers") or [])
@@ -45,6 +54,13 @@ class AirlineDomain(Tau2Domain):
                 new = sum(_fares(env, arguments["flights"], arguments["cabin"]))
                 difference = round(float(abs(new - old) * passengers), 2)
                 return {difference: f"the fare difference ({new} - {old}) x {passengers} passengers"}
+            if name == "cancel_reservation":
+                reservation = env.record("reservations", arguments["reservation_id"])
+                paid = sum(payment["amount"] for payment in reservation["payment_history"])
+                return {round(float(paid), 2): "the refund: what the reservation's payments total"}
+            if name == "send_certificate":
+                return {float(per * n): f"${per} x {n} passengers of compensation"
+                        for per in (100, 50) for n in range(1, 10)}
         except (KeyError, TypeError, ValueError, AttributeError):
             pass  # not a valid call: execution says so
         return {}

@@ -26,6 +26,14 @@ class RetailDomain(Tau2Domain):
     persona_set = "retail"
     # The user's reason is one of two phrases the assistant picks from what the user means.
     free_text_arguments = {"cancel_pending_order": ("reason",), "transfer_to_human_agents": ("summary",)}
+    # "Before taking any action that updates the database (cancel, modify, return, exchange), you
+    # must list the action details and obtain explicit user confirmation (yes) to proceed."
+    identification_tools = ("find_user_id_by_email", "find_user_id_by_name_zip")  # rules.LOOKUPS
+    confirmed_writes = frozenset({
+        "cancel_pending_order", "exchange_delivered_order_items", "modify_pending_order_address",
+        "modify_pending_order_items", "modify_pending_order_payment", "modify_user_address",
+        "return_delivered_order_items",
+    })
 
     def derived_amounts(self, name: str, arguments: Mapping[str, Any], env: Environment) -> Mapping[float, str]:
         """What a write refunds or charges, as the policy states it: a return or a cancellation

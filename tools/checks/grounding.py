@@ -39,7 +39,16 @@ from apigen_mt.tools.provenance.derivations import derived_date, expression_numb
 from apigen_mt.tools.provenance.knowledge import Knowledge
 from apigen_mt.tools.provenance.said import Said, as_number
 
-__all__ = ["Gap", "argument_leaves", "fixed_by_schema", "grounding_errors", "grounding_gaps", "required_values"]
+__all__ = [
+    "Gap",
+    "argument_leaves",
+    "call_amounts",
+    "fixed_by_schema",
+    "grounding_errors",
+    "grounding_gaps",
+    "required_values",
+    "unobtainable_arguments",
+]
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 MAX_LOOKUPS = 80
@@ -112,23 +121,22 @@ def grounding_errors(domain: Domain, raw: Mapping[str, Any], trace: ExecutionTra
 
 
 def grounding_gaps(domain: Domain, raw: Mapping[str, Any], trace: ExecutionTrace, *,
-                   max_lookups: int = MAX_LOOKUPS) -> list[Gap]:
-    """The values (of arguments, in the actions' order, then of outputs) that q does not make obtainable."""
+                   max_lookups: int = MAX_LOOKUPS, lookups: list[tuple[int, str, dict[str, Any]]] | None = None) -> list[Gap]:
+    """The values (of arguments, in the actions' order, then of outputs) that q does not make
+    obtainable. ``lookups``, when given, receives the read calls the closure made that
+    succeeded, as ``(index of the action they serve, tool, arguments)`` (the outputs': the
+    number of actions): what an assistant would look up (an oracle's conversation)."""
     said = Said(str(raw.get("instruction") or ""))
     knowledge = Knowledge()
     closure = Closure(domain, said, knowledge, max_calls=max_lookups)
-    free = {name: set(args) for name, args in (domain.free_text_arguments or {}).items()}
     gaps: list[Gap] = []
     for call in trace.calls:
-        spec = domain.tool(call.name)
-        schema = spec.parameters if spec is not None else {}
         arguments = call.arguments if isinstance(call.arguments, Mapping) else {}
-        pending = [(path, value) for path, value, leaf_schema in argument_leaves(arguments, schema, "")
-                   if not fixed_by_schema(value, leaf_schema)
-                   and path.lstrip(".").split(".")[0].split("[")[0] not in free.get(call.name, ())]
-        amounts = dict(domain.derived_amounts(call.name, arguments, call.before) or {}) if call.before else {}
-        for path, value in _unproven(pending, arguments, call.before, said, knowledge, closure, domain, amounts):
+        amounts = call_amounts(domain, call.name, arguments, call.before)
+        for path, value in unobtainable_arguments(domain, call.name, arguments, said, knowledge, amounts=amounts,
+                                                  state=call.before, closure=closure):
             gaps.append(Gap(value, call.index, call.name, path, closure.calls))
+        _take_lookups(closure, lookups, call.index)
         if call.ok:
             knowledge.add(call.observation, f"actions[{call.index}] {call.name}", call.name)
             knowledge.add_amounts(amounts, f"what actions[{call.index}] {call.name} costs")
@@ -136,7 +144,35 @@ def grounding_gaps(domain: Domain, raw: Mapping[str, Any], trace: ExecutionTrace
     for index, output in enumerate(raw.get("outputs") or []):
         if not (knowledge.count_source(output) or _obtainable(output, said, knowledge, closure, trace.env, domain)):
             gaps.append(Gap(output, None, path=str(index), lookups=closure.calls))
+    _take_lookups(closure, lookups, len(trace.calls))
     return gaps
+
+
+def _take_lookups(closure: Closure, into: list[tuple[int, str, dict[str, Any]]] | None, index: int) -> None:
+    if into is not None:
+        into.extend((index, name, arguments) for name, arguments in closure.lookups)
+    closure.lookups.clear()
+
+
+def call_amounts(domain: Domain, name: str, arguments: Mapping[str, Any], state: Any) -> dict[float, str]:
+    """What the domain says the call costs or refunds, on ``state`` (before the call); {} without one."""
+    return dict(domain.derived_amounts(name, arguments, state) or {}) if state is not None else {}
+
+
+def unobtainable_arguments(domain: Domain, name: str, arguments: Mapping[str, Any], said: Said, knowledge: Knowledge,
+                           *, amounts: Mapping[float, str] | None = None, state: Any = None,
+                           closure: Closure | None = None) -> list[tuple[str, Any]]:
+    """``(path, value)`` of every argument leaf of one call that nothing obtainable explains:
+    not fixed by the schema, not a declared free text, not said, not known, not derived, and
+    (with a ``closure`` and the ``state`` before the call) not found by lookups. The
+    conversation audit calls it without a closure: a conversation shows its lookups."""
+    spec = domain.tool(name)
+    schema = spec.parameters if spec is not None else {}
+    free = set((domain.free_text_arguments or {}).get(name, ()))
+    pending = [(path, value) for path, value, leaf_schema in argument_leaves(arguments, schema, "")
+               if not fixed_by_schema(value, leaf_schema) and path.lstrip(".").split(".")[0].split("[")[0] not in free]
+    return _unproven(pending, arguments, state if closure is not None else None, said, knowledge, closure, domain,
+                     amounts or {})
 
 
 def required_values(domain: Domain, actions: list[Mapping[str, Any]], trace: ExecutionTrace | None = None, *,
@@ -157,7 +193,7 @@ def required_values(domain: Domain, actions: list[Mapping[str, Any]], trace: Exe
 
 
 def _unproven(pending: list[tuple[str, Any]], arguments: Mapping[str, Any], before: Any, said: Said,
-              knowledge: Knowledge, closure: Closure, domain: Domain,
+              knowledge: Knowledge, closure: Closure | None, domain: Domain,
               amounts: Mapping[float, str]) -> list[tuple[str, Any]]:
     """The ``(path, value)`` leaves of one call that no rule proves, in the arguments' order.
 
@@ -187,7 +223,7 @@ def _unproven(pending: list[tuple[str, Any]], arguments: Mapping[str, Any], befo
 
 
 def _leaf_obtainable(arguments: Mapping[str, Any], path: str, value: Any, said: Said, knowledge: Knowledge,
-                     closure: Closure, env: Any, domain: Domain, hints: Mapping[str, list[Any]],
+                     closure: Closure | None, env: Any, domain: Domain, hints: Mapping[str, list[Any]],
                      amounts: Mapping[float, str]) -> bool:
     """One argument leaf: obtainable itself, or (a number in a split payment) its split's total is."""
     if _obtainable(value, said, knowledge, closure, env, domain, derive=not isinstance(value, str),
@@ -197,7 +233,7 @@ def _leaf_obtainable(arguments: Mapping[str, Any], path: str, value: Any, said: 
     return total is not None and _obtainable(total, said, knowledge, closure, env, domain, hints=hints, amounts=amounts)
 
 
-def _obtainable(value: Any, said: Said, knowledge: Knowledge, closure: Closure, env: Any, domain: Domain,
+def _obtainable(value: Any, said: Said, knowledge: Knowledge, closure: Closure | None, env: Any, domain: Domain,
                 derive: bool = True, hints: Mapping[str, list[Any]] | None = None,
                 amounts: Mapping[float, str] | None = None) -> bool:
     """``derive``: sums and differences may explain the value (an amount, or an expected output;
@@ -217,7 +253,7 @@ def _obtainable(value: Any, said: Said, knowledge: Knowledge, closure: Closure, 
     if isinstance(value, str) and _ISO_DATE.fullmatch(value[:10]) and value[:10] in neighbour_days(
             [*knowledge.dates(), *said.iso_dates(None)], said.text):
         return True
-    if env is None:
+    if env is None or closure is None:
         return False
     def now() -> bool:  # what the lookups taught, without more lookups
         return _obtainable(value, said, knowledge, closure, None, domain, derive, hints, amounts)

@@ -72,9 +72,12 @@ class Closure:
         self.max_combinations = max_combinations
         self.rounds = rounds
         self.calls = 0
+        self.lookups: list[tuple[str, dict[str, Any]]] = []
+        """The calls that succeeded, in order (their results are in the knowledge)."""
         self._tried: set[str] = set()
         self._reads = [spec for spec in domain.tools if spec.kind is ToolKind.READ]
         self._hints: Mapping[str, list[Any]] = {}
+        self._identifying = set(domain.identification_tools or ())
 
     def find(self, value: Any, env: Environment, *, derive: bool = True,
              hints: Mapping[str, list[Any]] | None = None,
@@ -84,7 +87,8 @@ class Closure:
 
         Each round's calls go in order of how specific they are: fewer arguments first, and
         arguments filled from returned values before those filled from the user's words
-        (looking a record up by its id before searching). The calls share one copy of ``env``:
+        (looking a record up by its id before searching), the domain's identification tools
+        before all. The calls share one copy of ``env``:
         read tools change nothing (``check-domain`` proves it). ``hints``: argument name ->
         values of the call that needs ``value``, tried first. ``obtainable``: the caller's own
         test of whether what was learnt now makes ``value`` obtainable (a date the day after a
@@ -95,7 +99,8 @@ class Closure:
             batch = {}
             for spec in self._reads:
                 for signature, arguments in self._argument_sets(spec):
-                    batch[signature] = (self._breadth(arguments), spec.name, arguments)
+                    first = spec.name in self._identifying  # the policy's authentication, before the user's data
+                    batch[signature] = (self._breadth(arguments) - 10 * first, spec.name, arguments)
             if not batch:
                 return None
             learnt = False
@@ -108,6 +113,7 @@ class Closure:
                 if not call.ok:
                     continue
                 learnt = True
+                self.lookups.append((name, arguments))
                 shown = ", ".join(f"{k}={v!r}" for k, v in arguments.items())
                 self.knowledge.add(call.observation, f"a lookup, {name}({shown})", name)
                 found = self.knowledge.source(value, derive=derive)
