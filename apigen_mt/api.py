@@ -29,6 +29,7 @@ from typing import Any
 
 from apigen_mt.blueprint import blueprint_json
 from apigen_mt.configuration import Configuration
+from apigen_mt.domains.base import ToolKind
 from apigen_mt.domains.registry import get_domain
 from apigen_mt.graphs.context import RunContext
 from apigen_mt.llm.accounting import CallRecorder
@@ -36,6 +37,7 @@ from apigen_mt.llm.factory import LLMRuntime
 from apigen_mt.llm.preflight import phase_roles
 from apigen_mt.runner import RunObserver, ThreadOutcome, open_checkpointer, run_threads
 from apigen_mt.tools.contamination import guard_for
+from apigen_mt.tools.coverage import WriteCoverage
 from apigen_mt.tools.dedup import DedupIndex
 
 __all__ = [
@@ -125,8 +127,9 @@ async def arun_phase1(
     phase1 = Phase1Settings.model_validate(dict(settings or {})) if not isinstance(settings, Phase1Settings) else settings
     configuration, runtime = await _open_runtime(configuration, model, run_dir, chat_models, phase_roles(1), observer)
     index = DedupIndex(threshold=phase1.dedup_threshold)
+    coverage = WriteCoverage()
     config = {"configurable": {"apigen_mt": configuration, "phase1": phase1}, "recursion_limit": 200}
-    context = RunContext(llm=runtime, dedup_index=index, chat_models=dict(chat_models or {}))
+    context = RunContext(llm=runtime, dedup_index=index, coverage=coverage, chat_models=dict(chat_models or {}))
     prefix = id_prefix or domain
     items = [
         (_thread_id(f"{prefix}-{seed + i}"), {"domain": domain, "blueprint_id": f"{prefix}-{seed + i}", "seed": seed + i, "mode": mode})
@@ -135,7 +138,7 @@ async def arun_phase1(
 
     async def seed_index(compiled: Any) -> None:
         if run_dir is not None:
-            await _seed_index(compiled, items, index)
+            await _seed_run(compiled, items, index, coverage, get_domain(domain))
 
     outcomes, llm = await _run_graph(
         build_phase1_graph(), items, config, context, runtime, run_dir=run_dir, concurrency=concurrency,
@@ -174,13 +177,19 @@ async def _run_graph(
         await runtime.aclose()
 
 
-async def _seed_index(compiled: Any, items: Sequence[tuple[str, Any]], index: DedupIndex) -> None:
-    """On a resumed run, the blueprints accepted before the interruption are known duplicates."""
+async def _seed_run(compiled: Any, items: Sequence[tuple[str, Any]], index: DedupIndex, coverage: WriteCoverage,
+                    domain: Any) -> None:
+    """On a resumed run, the blueprints accepted before the interruption are known duplicates,
+    and the write tools of the threads prepared before it are covered."""
+    writes = {spec.name for spec in domain.tools if spec.kind is ToolKind.WRITE}
     for thread_id, _ in items:
         snapshot = await compiled.aget_state({"configurable": {"thread_id": thread_id}})
         values = snapshot.values or {}
         if values.get("status") == "accepted" and values.get("blueprint"):
             index.add(values["blueprint"]["id"], values["blueprint"])
+        walk, context = values.get("walk") or {}, values.get("context") or {}
+        claimed = [a["name"] for a in walk.get("actions") or []] if walk else list(context.get("write_tools") or [])
+        coverage.add(name for name in claimed if name in writes)
 
 
 def phase1_result(outcomes: Sequence[ThreadOutcome], domain: str) -> Phase1Result:

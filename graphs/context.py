@@ -51,6 +51,8 @@ class RunContext(BaseModel):
 
     llm: SkipJsonSchema[Any] = Field(None, description="the run's LLMRuntime (None: one is made for this context)")
     dedup_index: SkipJsonSchema[Any] = Field(None, description="the DedupIndex a run's threads share (None: no cross-thread dedup)")
+    coverage: SkipJsonSchema[Any] = Field(None, description="the WriteCoverage a run's threads share: each new blueprint "
+                                          "gets the least covered write tool (None: uniform sampling)")
     chat_models: SkipJsonSchema[Any] = Field(
         None, description="ready chat models by role, bypassing the configuration: {'generator': m, 'reviewers': [m1, m2]}"
     )

@@ -8,7 +8,9 @@
 ``llm`` (the paper: the generator writes q, a_gt and o_gt) or ``grounded`` (a random walk
 on the API graph, executed over real entities, gives a_gt; the LLM writes q and o_gt for
 it, and is told the values the instruction must say, those no lookup reaches; the
-``grounding`` check enforces them). ``mixed`` draws one of the two per blueprint from the seed. The shared checks,
+``grounding`` check enforces them). ``mixed`` draws one of the two per blueprint from the seed.
+With the run's coverage (``RunContext.coverage``), each blueprint is steered to the write
+tool least covered so far, in both modes (:mod:`apigen_mt.tools.coverage`). The shared checks,
 committee and feedback nodes live in :mod:`apigen_mt.graphs.verification`.
 
 The module-level ``graph`` has no checkpointer (what ``langgraph dev`` needs); the runner
@@ -32,6 +34,7 @@ from apigen_mt.domains.registry import get_domain
 from apigen_mt.tools.checks.execution import execute_blueprint, execution_errors
 from apigen_mt.tools.checks.grounding import required_values
 from apigen_mt.tools.checks.policy import policy_violations
+from apigen_mt.tools.coverage import steered_walk
 from apigen_mt.tools.grounded_walk import grounded_walk
 from apigen_mt.tools.samplers.context import sample_context
 
@@ -48,12 +51,13 @@ def _rng(seed: int, purpose: str) -> random.Random:
     return random.Random(f"{seed}:{purpose}")
 
 
-def _clean_walk(domain: Any, seed: int, tries: int) -> dict[str, Any] | None:
+def _clean_walk(domain: Any, seed: int, tries: int, coverage: Any = None) -> dict[str, Any] | None:
     """The first executed walk that also passes the policy rules for generated data, with the
-    values its instruction must say (``must_say``: what no lookup reaches)."""
+    values its instruction must say (``must_say``: what no lookup reaches). With the run's
+    ``coverage``, each walk ends in the least covered write tool."""
     rng = _rng(seed, "walk")
     for _ in range(tries):
-        walk = grounded_walk(domain, rng)
+        walk = steered_walk(domain, rng, coverage) if coverage is not None else grounded_walk(domain, rng)
         if walk is None:
             return None
         trace = execute_blueprint(domain, walk.actions)
@@ -72,10 +76,14 @@ def prepare(state: Phase1State, config: RunnableConfig, runtime: Runtime[RunCont
         raise ValueError(f"mode must be llm, grounded or mixed, not {mode!r}")
     if mode == "mixed":
         mode = "grounded" if _rng(state.seed, "mode").random() < settings.grounded_ratio else "llm"
-    walk = _clean_walk(domain, state.seed, settings.walk_tries) if mode == "grounded" else None
+    coverage = run_context(runtime).coverage
+    walk = _clean_walk(domain, state.seed, settings.walk_tries, coverage) if mode == "grounded" else None
     compact = run_context(runtime).generator_is_compact(config)
     sampler = settings.sampler_for(compact)
-    context = sample_context(domain, _rng(state.seed, "context"), sampler, user_id=(walk or {}).get("user_id"))
+    context = sample_context(domain, _rng(state.seed, "context"), sampler, user_id=(walk or {}).get("user_id"),
+                             coverage=coverage if walk is None else None)
+    if walk is None and coverage is not None:
+        coverage.add(context.get("write_tools") or [])
     if mode == "grounded" and walk is None:
         context["fallback"] = "no executable, policy-clean API-graph walk was found: the LLM proposes the actions"
         mode = "llm"

@@ -16,6 +16,7 @@ from apigen_mt.agents.feedback import summarize_votes
 from apigen_mt.api import Phase1Result, Phase2Result
 from apigen_mt.report import Report, compute_stats, write_report
 from apigen_mt.report.reasons import reason_key
+from apigen_mt.report.render import build_blocks, render_markdown
 from apigen_mt.store import RunStore, StoreError
 from apigen_mt.tools.checks.format import format_errors
 
@@ -238,6 +239,25 @@ def test_distributions_of_verified_conversations(tmp_path):
     assert distributions["tool_calls"]["values"] == [3, 5] and distributions["user_turns"]["mean"] == 2.5
 
 
+def test_coverage_diversity_and_examples(tmp_path):
+    stats = compute_stats(_full_store(tmp_path))
+    accepted = RunStore(tmp_path).accepted_blueprints()
+    retail = stats["coverage"]["retail"]
+    assert retail["known_tools"] and len(retail["write_tools"]) == 7  # every retail write tool, used or not
+    used = {a["name"] for bp in accepted for a in bp["actions"]}
+    assert {w for w, n in retail["write_tools"].items() if n} == used & set(retail["write_tools"])
+    assert set(retail["uncovered"]) == set(retail["write_tools"]) - used
+    diversity = stats["diversity"]
+    assert diversity["blueprints"] == len(accepted) and 1 <= diversity["distinct_action_signatures"] <= len(accepted)
+    assert len(diversity["nearest_similarity"]) == len(accepted) and all(0 <= v <= 1 for v in diversity["nearest_similarity"])
+    examples = stats["examples"]
+    assert [b["id"] for b in examples["blueprints"]] == [bp["id"] for bp in accepted][:3]
+    assert examples["verified"]["reward"] == 1.0 and examples["failed"]["reward"] == 0.0 and examples["failed"]["reasons"]
+    blocks = render_markdown(build_blocks(stats, {}))
+    assert "## 8. Coverage and diversity of the accepted blueprints" in blocks and "## 9. Examples" in blocks
+    assert "A failed conversation: blueprint" in blocks and "why: " in blocks
+
+
 # -- the files ----------------------------------------------------------------------------------
 
 
@@ -246,7 +266,8 @@ def test_write_report_writes_markdown_html_json_and_pngs(tmp_path):
     report = write_report(tmp_path / "run")
     assert isinstance(report, Report) and report.markdown_path.parent == tmp_path / "run" / "report"
     names = sorted(p.name for p in report.plots)
-    assert names == ["acceptance.png", "committee.png", "cost.png", "distributions.png", "funnel.png", "rejections.png"]
+    assert names == ["acceptance.png", "committee.png", "cost.png", "coverage.png", "distributions.png", "funnel.png",
+                     "rejections.png"]
     for path in report.plots:
         assert path.read_bytes()[:8] == PNG
     html = report.html_path.read_text()

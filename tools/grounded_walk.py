@@ -53,6 +53,7 @@ def grounded_walk(
     max_writes: int = 2,
     tries: int = 20,
     retries: int = 3,
+    end: str | None = None,
 ) -> GroundedWalk | None:
     """A walk on ``domain``'s API graph whose every call succeeded on real entities, or None.
 
@@ -65,7 +66,8 @@ def grounded_walk(
     first decides whether it can be cancelled later), then the try is abandoned. A write
     that changes nothing (an address set to itself) counts as failed: it leaves nothing to
     ask for and nothing to verify. Returns None after ``tries`` failed tries (quickly when
-    no entry point of the graph reaches a write). Deterministic given ``rng``'s state.
+    no entry point of the graph reaches a write). ``end``: the write the chain must reach
+    (coverage steering, :mod:`apigen_mt.tools.coverage`). Deterministic given ``rng``'s state.
     """
     graph = api_graph(domain)
     try:
@@ -74,7 +76,7 @@ def grounded_walk(
         users = []
     for _ in range(max(1, tries)):
         user_id = users[rng.randrange(len(users))] if users else None
-        chain = random_walk(graph, rng, max_len, max_writes=max_writes)
+        chain = random_walk(graph, rng, max_len, max_writes=max_writes, end=end)
         if chain is None:
             continue
         records = _user_records(domain, user_id)

@@ -202,6 +202,25 @@ def cost_plot(stats: dict[str, Any], out_dir: Path) -> Path | None:
     return _save(figure, out_dir / "cost.png")
 
 
+def coverage_plot(stats: dict[str, Any], out_dir: Path) -> Path | None:
+    """Accepted blueprints per write tool, one panel per domain."""
+    coverage = {d: c for d, c in (stats.get("coverage") or {}).items() if c["write_tools"]}
+    if not coverage:
+        return None
+    figure = _figure(5 * len(coverage) + 1, 3.4)
+    for index, (domain, found) in enumerate(coverage.items()):
+        axes = figure.add_subplot(1, len(coverage), index + 1)
+        names = list(found["write_tools"])
+        counts = [found["write_tools"][n] for n in names]
+        bars = axes.barh(names, counts, color=[BLUE if n else RED for n in counts])
+        _label_bars(axes, bars, [str(n) for n in counts])
+        axes.invert_yaxis()
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.set_title(f"{domain}: accepted blueprints per write tool", fontsize=10)
+        axes.tick_params(axis="y", labelsize=8)
+    return _save(figure, out_dir / "coverage.png")
+
+
 PLOTS: dict[str, Callable[[dict[str, Any], Path], Path | None]] = {
     "funnel": funnel_plot,
     "rejections": rejections_plot,
@@ -209,6 +228,7 @@ PLOTS: dict[str, Callable[[dict[str, Any], Path], Path | None]] = {
     "distributions": distributions_plot,
     "committee": committee_plot,
     "cost": cost_plot,
+    "coverage": coverage_plot,
 }
 """Every figure by name, in report order."""
 

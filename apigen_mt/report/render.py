@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -241,12 +242,63 @@ def _leftovers(stats: dict[str, Any]) -> list[Block]:
     return blocks
 
 
+def _coverage(stats: dict[str, Any], plots: Mapping[str, Path | None]) -> list[Block]:
+    blocks = [Block("h2", "8. Coverage and diversity of the accepted blueprints")]
+    coverage, diversity = stats.get("coverage") or {}, stats.get("diversity") or {}
+    if not diversity.get("blueprints"):
+        blocks.append(Block("p", "No accepted blueprints (no data)."))
+        _figure(blocks, plots, "coverage", "no accepted blueprints")
+        return blocks
+    for domain, found in coverage.items():
+        counts = found["write_tools"]
+        uncovered = found["uncovered"]
+        known = "" if found["known_tools"] else " (the domain could not be loaded here: only the write tools used are listed)"
+        blocks.append(Block("p", f"{domain}: {len(counts) - len(uncovered)} of {len(counts)} write tools covered"
+                                 + (f"; never: {', '.join(uncovered)}" if uncovered else "") + known + "."))
+        blocks.append(Block("table", header=("Write tool", "Accepted blueprints"), rows=sorted(counts.items(), key=lambda kv: -kv[1])))
+    _figure(blocks, plots, "coverage", "no accepted blueprints")
+    nearest = diversity["nearest_similarity_summary"]
+    blocks.append(Block("p", f"{diversity['distinct_action_signatures']} distinct action signatures (tools and arguments) "
+                             f"and {diversity['distinct_tool_sequences']} distinct tool sequences among "
+                             f"{_n(diversity['blueprints'], 'accepted blueprint')}."))
+    if nearest["mean"] is not None:
+        blocks.append(Block("p", f"Instruction similarity to the nearest other accepted instruction (0: no words in common, "
+                                 f"1: the same; {diversity['compared']} compared): mean {_num(nearest['mean'])}, median "
+                                 f"{_num(nearest['median'])}, 90th percentile {_num(nearest['p90'])}, max {_num(nearest['max'])}."))
+    return blocks
+
+
+def _examples(stats: dict[str, Any], plots: Mapping[str, Path | None]) -> list[Block]:
+    examples = stats.get("examples") or {}
+    blocks = [Block("h2", "9. Examples")]
+    blueprints = examples.get("blueprints") or []
+    if not blueprints:
+        blocks.append(Block("p", "No accepted blueprints to show."))
+    for blueprint in blueprints:
+        blocks.append(Block("p", f"Blueprint {blueprint['id']}: {blueprint['instruction']}"))
+        blocks.append(Block("list", items=[f"{a.get('name')}({json.dumps(a.get('arguments'), ensure_ascii=False)})"
+                                           for a in blueprint.get("actions") or []]
+                            + [f"output: {o}" for o in blueprint.get("outputs") or []]))
+    for key, title in (("verified", "A verified conversation"), ("failed", "A failed conversation")):
+        conversation = examples.get(key)
+        if conversation is None:
+            blocks.append(Block("p", f"{title}: none in this run."))
+            continue
+        blocks.append(Block("p", f"{title}: blueprint {conversation['blueprint_id']}, attempt {conversation['attempt']}, "
+                                 f"ended by {conversation['stop']}, reward {_num(conversation['reward'])}."))
+        if conversation["reasons"]:
+            blocks.append(Block("list", items=[f"why: {reason}" for reason in conversation["reasons"]]))
+        blocks.append(Block("table", header=("Role", "Message or call"),
+                            rows=[(t["role"], t["text"]) for t in conversation["turns"]]))
+    return blocks
+
+
 def build_blocks(stats: dict[str, Any], plots: Mapping[str, Path | None]) -> list[Block]:
     """The whole report, in order."""
     blocks = [Block("h1", "APIGen-MT run report"), Block("p", f"Run directory: {stats['run_dir']}")]
     for section in (_funnel, _rejections, _acceptance, _distributions, _committee, _cost):
         blocks += section(stats, plots)
-    return blocks + _leftovers(stats)
+    return blocks + _leftovers(stats) + _coverage(stats, plots) + _examples(stats, plots)
 
 
 # -- the formats --------------------------------------------------------------------------------

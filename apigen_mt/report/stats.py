@@ -319,6 +319,95 @@ def _events(events: list[dict]) -> dict[str, Any]:
     }
 
 
+def _write_tools(domain_name: str, seen: set[str]) -> tuple[list[str], bool]:
+    """The domain's write tools (and whether the domain could be loaded); else those ``seen``."""
+    from apigen_mt.domains.base import ToolKind
+    from apigen_mt.domains.registry import get_domain
+
+    try:
+        return [spec.name for spec in get_domain(domain_name).tools if spec.kind is ToolKind.WRITE], True
+    except Exception:  # a user domain that is not importable where the report runs
+        return sorted(seen), False
+
+
+def _coverage(accepted: list[dict]) -> dict[str, Any]:
+    """Accepted blueprints per write tool (a blueprint counts once per write tool it uses)."""
+    per_domain = {}
+    for domain_name in sorted({b.get("domain") or "unknown" for b in accepted}):
+        blueprints = [b for b in accepted if (b.get("domain") or "unknown") == domain_name]
+        used = Counter(name for b in blueprints for name in {a.get("name") for a in b.get("actions") or []})
+        writes, loaded = _write_tools(domain_name, set(used))
+        counts = {w: used.get(w, 0) for w in writes}
+        per_domain[domain_name] = {"write_tools": counts, "uncovered": [w for w, n in counts.items() if not n],
+                                   "known_tools": loaded}
+    return per_domain
+
+
+MAX_SIMILARITY_SAMPLE = 400
+"""Instructions compared pairwise for the diversity figures (quadratic)."""
+
+
+def _diversity(accepted: list[dict]) -> dict[str, Any]:
+    """Distinct action signatures, and how alike each instruction is to its nearest other one."""
+    from apigen_mt.tools.dedup import action_signature, instruction_similarity
+
+    signatures = {action_signature(b) for b in accepted}
+    sequences = {tuple(a.get("name") for a in b.get("actions") or []) for b in accepted}
+    texts = [str(b.get("instruction") or "") for b in accepted][:MAX_SIMILARITY_SAMPLE]
+    nearest = []
+    for i, text in enumerate(texts):
+        others = [instruction_similarity(text, other) for j, other in enumerate(texts) if j != i]
+        if others:
+            nearest.append(round(max(others), 3))
+    return {
+        "blueprints": len(accepted),
+        "distinct_action_signatures": len(signatures),
+        "distinct_tool_sequences": len(sequences),
+        "nearest_similarity": nearest,
+        "nearest_similarity_summary": _float_summary(nearest),
+        "compared": len(texts),
+    }
+
+
+def _float_summary(values: list[float]) -> dict[str, Any]:
+    if not values:
+        return {"mean": None, "median": None, "p90": None, "max": None}
+    ordered = sorted(values)
+    return {"mean": statistics.fmean(ordered), "median": statistics.median(ordered),
+            "p90": ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))], "max": ordered[-1]}
+
+
+EXAMPLE_BLUEPRINTS = 3
+
+
+def _examples(accepted: list[dict], store: Any) -> dict[str, Any]:
+    """A few accepted blueprints, one verified conversation and one failed one with its reasons."""
+    verified = next(iter(store.trajectories(accepted=True)), None)
+    failed = next((t for t in store.trajectories(accepted=False) if t.get("reward") != 1.0), None)
+    return {
+        "blueprints": [{k: b.get(k) for k in ("id", "instruction", "actions", "outputs")} for b in accepted[:EXAMPLE_BLUEPRINTS]],
+        "verified": _conversation(verified),
+        "failed": _conversation(failed),
+    }
+
+
+def _conversation(trajectory: dict | None) -> dict[str, Any] | None:
+    if trajectory is None:
+        return None
+    turns = []
+    for message in trajectory.get("messages") or []:
+        role = message.get("role")
+        if role == "system":
+            continue
+        calls = [f"{(c.get('function') or {}).get('name')}({(c.get('function') or {}).get('arguments')})"
+                 for c in message.get("tool_calls") or []]
+        text = message.get("content") if isinstance(message.get("content"), str) else json.dumps(message.get("content"))
+        turns.append({"role": role, "text": " ".join(filter(None, [text or "", *calls]))})
+    return {"blueprint_id": trajectory.get("blueprint_id"), "attempt": trajectory.get("attempt"),
+            "reward": trajectory.get("reward"), "stop": trajectory.get("stop"),
+            "reasons": list(trajectory.get("reasons") or []), "turns": turns}
+
+
 def compute_stats(store: Any) -> dict[str, Any]:
     """Every number of the report from a :class:`~apigen_mt.store.RunStore` (read only)."""
     blueprints = _rows(store, "SELECT id, domain, status, stage, rounds, contamination FROM blueprints ORDER BY id")
@@ -330,6 +419,7 @@ def compute_stats(store: Any) -> dict[str, Any]:
     events = _rows(store, "SELECT session, seq, kind, phase FROM events ORDER BY time, seq")
     phase1 = _phase1(blueprints, attempts, errors)
     phase2 = _phase2(trajectories, errors)
+    accepted = store.accepted_blueprints()
     return {
         "run_dir": str(store.run_dir),
         "phase1": phase1,
@@ -342,4 +432,7 @@ def compute_stats(store: Any) -> dict[str, Any]:
         "errors": [{**e, "error": (e["error"] or "")[:ERROR_CHARS]} for e in errors],
         "contamination": [{"id": b["id"], "reason": b["contamination"]} for b in blueprints if b.get("contamination")],
         "events": _events(events),
+        "coverage": _coverage(accepted),
+        "diversity": _diversity(accepted),
+        "examples": _examples(accepted, store),
     }

@@ -3,7 +3,7 @@
 Two modes, chosen at random per sample:
 
 * **chain** (probability ``walk_prob``): a write tool is drawn uniformly (so every write gets
-  its share, however many edges lead to it), and so are a minimum length (``min_len``) and a
+  its share, however many edges lead to it; with a run's coverage, the least covered one), and so are a minimum length (``min_len``) and a
   number of writes (``n_writes``); a random walk on the API dependency graph then runs from
   an entry point to that write; the chain's tools are the sample. If no walk reaches it,
   any walk ending in a write is taken; if there is none, the separate mode is used.
@@ -71,9 +71,11 @@ class APISampler:
         self.reads = [t.name for t in domain.tools if t.kind == ToolKind.READ]
         self.writes = [t.name for t in domain.tools if t.kind == ToolKind.WRITE]
 
-    def sample(self, rng: random.Random) -> APISample:
+    def sample(self, rng: random.Random, coverage: Any = None) -> APISample:
+        """``coverage`` (a :class:`~apigen_mt.tools.coverage.WriteCoverage`): the write is the least
+        covered so far instead of a uniform draw."""
         if rng.random() < self.walk_prob and self.writes:
-            chain = self._walk(rng)
+            chain = self._walk(rng, coverage)
             if chain:
                 kinds = {n: self.graph.nodes[n].get("kind") for n in chain}
                 return APISample(
@@ -82,20 +84,23 @@ class APISampler:
                     chain=chain,
                     mode="chain",
                 )
-        return self._separate(rng)
+        return self._separate(rng, coverage)
 
-    def _walk(self, rng: random.Random) -> list[str] | None:
+    def _walk(self, rng: random.Random, coverage: Any = None) -> list[str] | None:
         min_len = rng.randint(*self.min_len)
         max_writes = max(1, rng.randint(*self.n_writes))
-        end = rng.choice(self.writes)
+        end = coverage.pick(rng, self.writes) if coverage is not None else rng.choice(self.writes)
         chain = random_walk(self.graph, rng, self.max_len, min_len=min_len, max_writes=max_writes, end=end)
         if chain is None:
             chain = random_walk(self.graph, rng, self.max_len, min_len=min(min_len, 2), max_writes=max_writes)
         return chain
 
-    def _separate(self, rng: random.Random) -> APISample:
+    def _separate(self, rng: random.Random, coverage: Any = None) -> APISample:
         m = min(len(self.writes), rng.randint(*self.n_writes)) if self.writes else 0
-        writes = rng.sample(self.writes, m) if m else []
+        if coverage is not None:
+            writes = coverage.pick_many(rng, self.writes, m)
+        else:
+            writes = rng.sample(self.writes, m) if m else []
         k = min(len(self.reads), rng.randint(*self.n_reads))
         weights = []
         for read in self.reads:

@@ -103,7 +103,7 @@ class ContextSampler:
         self.persona = PersonaSampler(domain)
         self.examples = ExampleSampler(domain, k=config.n_examples, max_chars=config.example_chars)
 
-    def sample(self, rng: random.Random, user_id: str | None = None) -> SamplerContext:
+    def sample(self, rng: random.Random, user_id: str | None = None, coverage: Any = None) -> SamplerContext:
         config = self.config
         # The inclusion flags are drawn first, so the API and data draws (which come next) do not
         # depend on them. The persona and example draws do: each runs only when included, so
@@ -113,7 +113,7 @@ class ContextSampler:
             "persona": rng.random() < config.p_persona,
             "examples": rng.random() < config.p_examples,
         }
-        api = self.api.sample(rng)
+        api = self.api.sample(rng, coverage)
         data = self.data.sample(rng, user_id=user_id)
         policy = self.policy.sample(api.tools) if include["policy"] else None
         persona = self.persona.sample(rng) if include["persona"] else None
@@ -163,8 +163,10 @@ def sample_context(
     config: SamplerConfig | Mapping[str, Any] | None = None,
     *,
     user_id: str | None = None,
+    coverage: Any = None,
 ) -> dict[str, Any]:
-    """One try's context as a JSON-able dict (see the module docstring)."""
+    """One try's context as a JSON-able dict (see the module docstring). ``coverage``: a
+    :class:`~apigen_mt.tools.coverage.WriteCoverage` steering the write tools to the least covered."""
     if not isinstance(rng, random.Random):
         rng = random.Random(rng)
-    return context_sampler(domain, config).sample(rng, user_id=user_id).to_json()
+    return context_sampler(domain, config).sample(rng, user_id=user_id, coverage=coverage).to_json()
