@@ -179,7 +179,7 @@ class Domain(ABC):
         """Amounts the assistant computes for a call by the policy's arithmetic (a booking's price:
         the fares it looked up times the passengers, plus fees), keyed by value, with how; the
         grounding check accepts them and the rest of a payment split that totals one. ``env``
-        is the state before the call (do not change it). None by default."""
+        is the state before the call (do not change it). By default an empty mapping."""
         return {}
 
     # -- the essentials -------------------------------------------------------------

@@ -54,15 +54,21 @@ def _rng(seed: int, purpose: str) -> random.Random:
 def _clean_walk(domain: Any, seed: int, tries: int, coverage: Any = None) -> dict[str, Any] | None:
     """The first executed walk that also passes the policy rules for generated data, with the
     values its instruction must say (``must_say``: what no lookup reaches). With the run's
-    ``coverage``, each walk ends in the least covered write tool."""
+    ``coverage``, each walk ends in the least covered write tool (counted once it is clean)."""
     rng = _rng(seed, "walk")
+    traces: dict[int, Any] = {}
+
+    def clean(walk: Any) -> bool:
+        trace = execute_blueprint(domain, walk.actions)
+        traces[id(walk)] = trace
+        return not execution_errors(trace) and not policy_violations(domain, trace, generated=True)
+
     for _ in range(tries):
-        walk = steered_walk(domain, rng, coverage) if coverage is not None else grounded_walk(domain, rng)
+        walk = steered_walk(domain, rng, coverage, accept=clean) if coverage is not None else grounded_walk(domain, rng)
         if walk is None:
             return None
-        trace = execute_blueprint(domain, walk.actions)
-        if not execution_errors(trace) and not policy_violations(domain, trace, generated=True):
-            return {**walk.to_json(), "must_say": required_values(domain, walk.actions, trace)}
+        if coverage is not None or clean(walk):
+            return {**walk.to_json(), "must_say": required_values(domain, walk.actions, traces[id(walk)])}
     return None
 
 

@@ -15,7 +15,7 @@ from apigen_mt.domains.tau2bench.runtime import import_tau2
 from apigen_mt.domains.tau2bench.tasks import tau2_blueprints, tau2_tasks
 from apigen_mt.export import to_openai, to_sharegpt
 from apigen_mt.testing.oracle import oracle_plan, oracle_user_reply
-from apigen_mt.tools.audit.checks import audit_conversation, is_confirmation
+from apigen_mt.tools.audit.checks import AUDIT_CHECKS, audit_conversation, is_confirmation
 from apigen_mt.tools.audit.conversation import from_openai, from_sharegpt, read_conversations
 from apigen_mt.tools.checks.validate import validate_blueprint
 from apigen_mt.tools.executor import render_observation
@@ -277,3 +277,69 @@ def _audit_file(path, domain_name: str):
     from apigen_mt.tools.audit.checks import audit_rows
 
     return audit_rows(get_domain(domain_name), path)
+
+
+@pytest.mark.parametrize("row", [
+    {"messages": "not a list"},
+    {"messages": [{"role": "assistant", "tool_calls": 5}, 7, None]},
+    {"messages": [{"role": "assistant", "tool_calls": [{"function": "find_member_by_email"}]}]},
+    {"messages": [{"role": "assistant", "tool_calls": [{"function": {"name": "find_member_by_email", "arguments": "[1]"}}]}]},
+    {"messages": [{"role": "assistant", "tool_calls": [{"function": {"name": 3, "arguments": None}}]}]},
+    {"messages": [{"role": "tool", "content": {"not": "text"}}, {"content": "no role"}]},
+    {"messages": [{"role": "user", "content": [{"text": None}, "x"]}]},
+    {"messages": [{"role": "assistant", "tool_calls": [{"function": {"name": "get_member_details",
+                                                                      "arguments": {"member_id": 10 ** 400}}}]}]},
+    {"messages": [{"role": "assistant", "tool_calls": [{"function": {"name": "get_member_details",
+                                                                      "arguments": "[" * 100000}}]}]},
+])
+def test_malformed_conversations_are_reported_never_raised(row):
+    result = audit_conversation(get_domain("library"), from_openai(row))  # never raises
+    assert result.passed == (not result.failed_checks)
+    assert set(result.failed_checks) <= set(AUDIT_CHECKS) and len(result.reasons) >= len(result.failed_checks)
+
+
+def test_files_that_are_not_text_or_too_deep_are_reported(tmp_path):
+    binary = tmp_path / "binary.jsonl"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    [(number, conversation, error)] = list(read_conversations(binary))
+    assert conversation is None and error.startswith("the file is not UTF-8 text")
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n" + "[" * 100000 + "\n")
+    rows = list(read_conversations(deep))
+    assert rows[0][1] is not None and rows[1][1] is None and rows[1][2].startswith("line 2: invalid JSON")
+
+
+def test_a_sharegpt_function_call_that_is_not_json_is_a_calls_failure():
+    row = {"conversations": [{"from": "human", "value": "hi"}, {"from": "function_call", "value": "{oops"}]}
+    result = audit_conversation(get_domain("library"), from_sharegpt(row))
+    assert result.failed_checks == ["calls"] and "not JSON" in result.reasons[0]
+
+
+def _guarded_write_after(*turns: tuple[str, str]) -> list[str]:
+    """The audit's confirmation reasons for a library return after ``turns`` ((role, text) pairs)."""
+    library = get_domain("library")
+    data = library.data
+    loan, record = next((k, v) for k, v in data["loans"].items() if v["status"] != "returned")
+    member = data["members"][record["member_id"]]
+    messages = [{"role": "user", "content": f"I am {member['email']}, return loan {loan}."},
+                {"role": "assistant", "tool_calls": [{"id": "1", "function": {"name": "find_member_by_email",
+                                                                              "arguments": json.dumps({"email": member["email"]})}}]},
+                {"role": "tool", "tool_call_id": "1", "content": member["member_id"]},
+                *({"role": role, "content": text} for role, text in turns),
+                {"role": "assistant", "tool_calls": [{"id": "2", "function": {"name": "return_book",
+                                                                              "arguments": json.dumps({"loan_id": loan})}}]}]
+    result = audit_conversation(library, from_openai({"messages": messages}))
+    return [r for r in result.reasons if r.startswith("confirmation")]
+
+
+@pytest.mark.parametrize(("turns", "confirmed"), [
+    ((("assistant", "I will return loan it. Shall I proceed?"), ("user", "Yes, go ahead.")), True),
+    ((("assistant", "Proceed?"), ("user", "Yes."), ("assistant", "Sure?"), ("user", "No, stop, do not do it.")), False),
+    ((("assistant", "Hello there."), ("user", "Yes, also change my address.")), False),  # nobody asked
+    ((("assistant", "Shall I proceed?"), ("user", "I am not sure.")), False),
+    ((("assistant", "Shall I proceed?"), ("user", "Is that correct?")), False),
+    ((("assistant", "Shall I proceed?"), ("user", "That is not correct.")), False),
+    ((("assistant", "Shall I proceed?"), ("user", "Yes."), ("assistant", "Anything else?")), False),  # the yes went stale
+])
+def test_confirmation_needs_a_yes_answering_the_last_question(turns, confirmed):
+    assert (_guarded_write_after(*turns) == []) is confirmed

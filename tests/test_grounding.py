@@ -94,7 +94,7 @@ def test_knowledge_of_returned_values():
     knowledge.add("yusuf_rossi_9620", "actions[1] find_user_id_by_email", "find_user_id_by_email")
     assert knowledge.source("#w2") == "actions[0] get_user" and knowledge.source("card_7") == "actions[0] get_user"
     assert knowledge.source(6.5) == "actions[0] get_user (the total of price)"  # a list's total
-    assert knowledge.source(1.5) == "the difference of 4 and 2.5 (price)"  # two numbers of one field
+    assert knowledge.source(1.5) == "the difference of 4 and 2.5 (items.price)"  # two numbers of one field
     assert knowledge.source(12.5) is None  # a price and a balance: not a pair (see derived_amount)
     assert knowledge.source(12, extra_numbers=[2]) == "the sum of 2 and 10"  # a said number and a known one
     assert knowledge.count_source("2") == "actions[0] get_user (a count)"
@@ -400,3 +400,20 @@ def test_two_unknown_values_of_one_call_do_not_vouch_for_each_other():
     assert [p.split(" = ")[0] for p in problems] == ["actions[0] transfer_order.order_id",
                                                      "actions[0] transfer_order.user_id"]
     assert till_check("Please archive my order o8.", actions) == []  # the owner is looked up from the order
+
+
+def test_two_unknown_parts_of_a_split_do_not_vouch_for_each_other():
+    """The total (the price, 30) is known, but neither part is said: only one part may be the rest."""
+    [*problems] = till_check("Buy item i1; split it over m0 and m1.", [_buy("i1", 13.5, 16.5)])
+    assert [p.split(" = ")[0] for p in problems] == ["actions[0] buy.payments[0].amount", "actions[0] buy.payments[1].amount"]
+    assert till_check("Buy item i1; pay 13.5 with m0 and the rest with m1.", [_buy("i1", 13.5, 16.5)]) == []
+
+
+def test_numbers_of_one_name_in_different_records_are_not_one_field():
+    """A seat count and a price both keyed "economy" do not pair; two balances of one map of
+    payment methods (keyed by id) do."""
+    knowledge = Knowledge()
+    knowledge.add({"available_seats": {"economy": 7}, "prices": {"economy": 122}}, "a flight")
+    assert knowledge.source(129) is None
+    knowledge.add({"payment_methods": {"gift_card_1": {"amount": 198}, "gift_card_2": {"amount": 129}}}, "a user")
+    assert knowledge.source(327) == "the sum of 129 and 198 (payment_methods.amount)"

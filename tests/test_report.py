@@ -243,7 +243,7 @@ def test_coverage_diversity_and_examples(tmp_path):
     stats = compute_stats(_full_store(tmp_path))
     accepted = RunStore(tmp_path).accepted_blueprints()
     retail = stats["coverage"]["retail"]
-    assert retail["known_tools"] and len(retail["write_tools"]) == 7  # every retail write tool, used or not
+    assert retail["domain_loaded"] and len(retail["write_tools"]) == 7  # every retail write tool, used or not
     used = {a["name"] for bp in accepted for a in bp["actions"]}
     assert {w for w, n in retail["write_tools"].items() if n} == used & set(retail["write_tools"])
     assert set(retail["uncovered"]) == set(retail["write_tools"]) - used

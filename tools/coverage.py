@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from apigen_mt.domains.base import ToolKind
@@ -31,21 +31,25 @@ class WriteCoverage:
 
     def __init__(self, counts: Mapping[str, int] | None = None) -> None:
         self._counts: Counter[str] = Counter(counts or {})
+        self._misses: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self.unreachable: set[str] = set()
-        """Writes no grounded walk has reached in this run after ``GIVE_UP`` tries (not asked for
-        again; a write reached once is rare, not unreachable, and is tried again)."""
-        self.misses: Counter[str] = Counter()
 
-    def pick(self, rng: random.Random, candidates: Sequence[str], exclude: Iterable[str] = ()) -> str | None:
-        """The least covered of ``candidates`` (not in ``exclude``), ties broken by ``rng``; None if none is left."""
-        left = [c for c in dict.fromkeys(candidates) if c not in set(exclude)]
-        if not left:
-            return None
+    def pick(self, rng: random.Random, candidates: Sequence[str], exclude: Iterable[str] = (), *,
+             claim: bool = False) -> str | None:
+        """The least covered of ``candidates`` (not in ``exclude``, nor given up on), ties broken by
+        ``rng``; None if none is left. ``claim``: count it at once, under the same lock (threads
+        picking together get different writes; :meth:`release` undoes it)."""
+        excluded = set(exclude)
         with self._lock:
+            left = [c for c in dict.fromkeys(candidates) if c not in excluded and not self._given_up(c)]
+            if not left:
+                return None
             least = min(self._counts[c] for c in left)
             tied = [c for c in left if self._counts[c] == least]
-        return tied[rng.randrange(len(tied))]
+            choice = tied[rng.randrange(len(tied))]
+            if claim:
+                self._counts[choice] += 1
+        return choice
 
     def pick_many(self, rng: random.Random, candidates: Sequence[str], k: int) -> list[str]:
         """``k`` distinct candidates, least covered first."""
@@ -61,39 +65,59 @@ class WriteCoverage:
         with self._lock:
             self._counts.update(writes)
 
+    def release(self, write: str) -> None:
+        """Undo a claim whose blueprint was not made."""
+        with self._lock:
+            if self._counts[write] > 0:
+                self._counts[write] -= 1
+
+    def missed(self, write: str) -> None:
+        """A walk could not reach ``write``; after ``GIVE_UP`` misses of a write never reached, it
+        is not picked again in this run (one reached once is rare, not unreachable)."""
+        with self._lock:
+            self._misses[write] += 1
+
+    def _given_up(self, write: str) -> bool:
+        return self._misses[write] >= GIVE_UP and not self._counts[write]
+
     def count(self, write: str) -> int:
         with self._lock:
             return self._counts[write]
 
     def counts(self) -> dict[str, int]:
         with self._lock:
-            return dict(self._counts)
+            return {w: n for w, n in self._counts.items() if n}
 
 
-def steered_walk(domain: Any, rng: random.Random, coverage: WriteCoverage, *, tries: int = 20) -> Any:
-    """A grounded walk that ends in the least covered write tool that a walk can reach, or None.
+def steered_walk(domain: Any, rng: random.Random, coverage: WriteCoverage, *, tries: int = 20,
+                 accept: Callable[[Any], bool] | None = None) -> Any:
+    """A grounded walk that ends in the least covered write tool a walk can reach, or None.
 
-    A walk may pass another write on its way (a lookup, an address change, then the exchange);
-    when that one is already covered more than the target, a walk with the target as its only
-    write is tried first. The walk's writes are added to ``coverage``."""
+    The target is claimed when picked (concurrent threads get different ones) and released when
+    no walk to it is found or ``accept`` (the caller's checks: execution, policy) refuses the
+    walk; the walk's other writes are counted when it is returned. A walk may pass another
+    write on its way (an address change, then the exchange); when that one is covered more
+    than the target, a walk with the target as its only write is tried first."""
     writes = [spec.name for spec in domain.tools if spec.kind is ToolKind.WRITE]
     tried: list[str] = []
     while True:
-        target = coverage.pick(rng, writes, exclude=[*tried, *coverage.unreachable])
+        target = coverage.pick(rng, writes, exclude=tried, claim=True)
         if target is None:
             return None
+        tried.append(target)
         walk = grounded_walk(domain, rng, end=target, tries=tries)
         if walk is None:
-            coverage.misses[target] += 1
-            if coverage.misses[target] >= GIVE_UP and not coverage.count(target):  # never reached: give up
-                coverage.unreachable.add(target)
-            tried.append(target)
+            coverage.release(target)
+            coverage.missed(target)
             continue
-        coverage.misses[target] = 0
-        others = [w for w in _writes(domain, walk) if w != target]
-        if any(coverage.count(w) > coverage.count(target) for w in others):
+        if any(coverage.count(w) >= coverage.count(target) for w in _writes(domain, walk) if w != target):
             walk = grounded_walk(domain, rng, end=target, max_writes=1, tries=tries) or walk
-        coverage.add(_writes(domain, walk))
+        if accept is not None and not accept(walk):
+            coverage.release(target)
+            continue
+        others = _writes(domain, walk)
+        others.remove(target)
+        coverage.add(others)
         return walk
 
 

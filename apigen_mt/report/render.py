@@ -252,7 +252,7 @@ def _coverage(stats: dict[str, Any], plots: Mapping[str, Path | None]) -> list[B
     for domain, found in coverage.items():
         counts = found["write_tools"]
         uncovered = found["uncovered"]
-        known = "" if found["known_tools"] else " (the domain could not be loaded here: only the write tools used are listed)"
+        known = "" if found["domain_loaded"] else " (the domain could not be loaded here: only the write tools used are listed)"
         blocks.append(Block("p", f"{domain}: {len(counts) - len(uncovered)} of {len(counts)} write tools covered"
                                  + (f"; never: {', '.join(uncovered)}" if uncovered else "") + known + "."))
         blocks.append(Block("table", header=("Write tool", "Accepted blueprints"), rows=sorted(counts.items(), key=lambda kv: -kv[1])))

@@ -339,7 +339,7 @@ def _coverage(accepted: list[dict]) -> dict[str, Any]:
         writes, loaded = _write_tools(domain_name, set(used))
         counts = {w: used.get(w, 0) for w in writes}
         per_domain[domain_name] = {"write_tools": counts, "uncovered": [w for w, n in counts.items() if not n],
-                                   "known_tools": loaded}
+                                   "domain_loaded": loaded}
     return per_domain
 
 

@@ -127,11 +127,11 @@ def oracle_assistant_reply(domain: Domain, blueprint: Mapping[str, Any], **plan_
     plan = oracle_plan(domain, blueprint, **plan_options)
 
     def reply(messages: list[Any]) -> Any:
-        step = plan[min(sum(1 for m in messages if isinstance(m, AIMessage)), len(plan) - 1)]
+        done = sum(1 for m in messages if isinstance(m, AIMessage))
+        step = plan[min(done, len(plan) - 1)]
         if "say" in step:
             return AIMessage(content=step["say"])
         call = step["call"]
-        done = sum(1 for m in messages if isinstance(m, AIMessage))
         return AIMessage(content="", tool_calls=[{"name": call["name"], "args": call["arguments"], "id": f"call_{done}"}])
 
     return reply

@@ -51,17 +51,22 @@ class AirlineDomain(Tau2Domain):
                 reservation = env.record("reservations", arguments["reservation_id"])
                 passengers = len(reservation["passengers"])
                 old = sum(flight["price"] for flight in reservation["flights"])
-                new = sum(_fares(env, arguments["flights"], arguments["cabin"]))
+                kept = {(f["flight_number"], f["date"]): f["price"] for f in reservation["flights"]
+                        if arguments["cabin"] == reservation["cabin"]}  # an unchanged leg keeps its price (as tau2)
+                new = sum(kept.get((f["flight_number"], f["date"])) or _fares(env, [f], arguments["cabin"])[0]
+                          for f in arguments["flights"])
                 difference = round(float(abs(new - old) * passengers), 2)
                 return {difference: f"the fare difference ({new} - {old}) x {passengers} passengers"}
             if name == "cancel_reservation":
                 reservation = env.record("reservations", arguments["reservation_id"])
                 paid = sum(payment["amount"] for payment in reservation["payment_history"])
                 return {round(float(paid), 2): "the refund: what the reservation's payments total"}
-            if name == "send_certificate":
-                return {float(per * n): f"${per} x {n} passengers of compensation"
-                        for per in (100, 50) for n in range(1, 10)}
-        except (KeyError, TypeError, ValueError, AttributeError):
+            if name == "send_certificate":  # the amount is one of the policy's, or nothing derives it
+                amount = float(arguments["amount"])
+                for per in (100, 50):
+                    if amount % per == 0 and 1 <= amount // per <= 9:
+                        return {amount: f"${per} x {int(amount // per)} passengers of compensation"}
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError):
             pass  # not a valid call: execution says so
         return {}
 

@@ -30,8 +30,8 @@ DOMAIN = SimpleDomain(
     user_table="members",  # the data sampler draws members; user_context() adds their loans/fines
     today=_tools.TODAY,  # the policy's fixed "today": dates relative to it are derivable
     free_text_arguments={"transfer_to_librarian": ("summary",)},  # not traced to the user's words
-    confirmed_writes=True,
-    identification_tools=("find_member_by_email",),  # "verify the member's identity ... with their email"  # "get the member's explicit confirmation (yes) to proceed"
+    confirmed_writes=True,  # "get the member's explicit confirmation (yes) to proceed"
+    identification_tools=("find_member_by_email",),  # "verify the member's identity ... with their email"
 )
 
 

@@ -42,8 +42,8 @@ class RetailDomain(Tau2Domain):
         try:
             order = env.record("orders", arguments["order_id"])
             prices = {item["item_id"]: item["price"] for item in order["items"]}
-            if name == "cancel_pending_order":
-                old, new = list(prices.values()), []
+            if name == "cancel_pending_order":  # every item, an item listed twice twice
+                old, new = [item["price"] for item in order["items"]], []
             else:
                 old = [prices[item] for item in arguments["item_ids"]]
                 new = [_variant_price(env, order, item) for item in arguments.get("new_item_ids") or []]

@@ -7,12 +7,14 @@ audit replays the assistant's calls on a fresh environment and checks, per call:
 * ``calls``: the tool exists and its arguments are a JSON object (else the call is named and
   skipped; the audit never crashes on data);
 * ``grounding``: every argument value was said by the user before the call, or returned by
-  an earlier tool result the assistant saw, or is fixed by the schema, a declared free text
+  an earlier call (as the replay returns it: a tool result in the data could be made up), or
+  is fixed by the schema, a declared free text
   or a documented derivation (the rules of :mod:`apigen_mt.tools.checks.grounding`, without
   its lookups: a conversation shows the lookups it made);
 * ``policy``: the domain's rules over the calls the conversation executed;
-* ``confirmation``: each write the policy guards (``Domain.confirmed_writes``) came after an
-  assistant message and the user's explicit yes, one yes per write.
+* ``confirmation``: each write the policy guards (``Domain.confirmed_writes``) came after the
+  user's explicit yes (:func:`is_confirmation`) answering the assistant's last message, a
+  question, one yes per write.
 """
 
 from __future__ import annotations
@@ -36,12 +38,15 @@ __all__ = ["AUDIT_CHECKS", "AuditResult", "audit_conversation", "audit_rows", "i
 AUDIT_CHECKS = ("calls", "grounding", "policy", "confirmation")
 
 _YES = re.compile(r"\b(yes|yeah|yep|yup|confirm(?:ed)?|go ahead|proceed|please do|do it|sure|correct|ok(?:ay)?)\b", re.I)
-_NO = re.compile(r"^\W*(no|nope|don'?t|do not|wait|stop)\b", re.I)
+_NO = re.compile(r"\b(no|nope|not|don'?t|never|wait|stop|cancel|hold on|unsure)\b", re.I)
+_SENTENCE = re.compile(r"[^.!?\n]*[.!?\n]?")
 
 
 def is_confirmation(text: str) -> bool:
-    """The user's explicit yes (``"Yes, go ahead."``), not a refusal (``"No, wait."``)."""
-    return bool(_YES.search(text)) and not _NO.search(text)
+    """The user's explicit yes: the first sentence says it, asks nothing and negates nothing
+    (``"Yes, go ahead."``; not ``"Sure?"``, ``"No, wait."``, ``"That is not correct."``)."""
+    first = next((m.group().strip() for m in _SENTENCE.finditer(text.strip()) if m.group().strip()), "")
+    return bool(_YES.search(first)) and not _NO.search(first) and not first.endswith("?")
 
 
 @dataclass
@@ -71,22 +76,20 @@ def audit_conversation(domain: Domain, conversation: Conversation) -> AuditResul
     trace = ExecutionTrace(env=env)
     knowledge = Knowledge()
     user_words: list[str] = []
-    names: dict[str, str] = {}  # call id -> tool name, for the results' sources
-    spoke_since_write = False  # an assistant message to the user since the last guarded write
-    yes_at: int | None = None  # the turn of the user's last yes, if after the last guarded write
+    asked = False  # the assistant's last message asked the user something, not yet answered
+    yes_at: int | None = None  # the user's yes to the assistant's last question, if it was one
     for number, turn in enumerate(conversation.turns):
         if turn.role == "user":
             user_words.append(turn.text)
-            yes_at = number if spoke_since_write and is_confirmation(turn.text) else yes_at
-        elif turn.role == "tool":
-            tool = turn.name or names.get(str(turn.call_id)) or None
-            knowledge.add(turn.text, f"turn {number} ({tool or 'a tool'} result)", tool)
+            if asked:  # the user's answer to the assistant's question
+                yes_at = number if is_confirmation(turn.text) else None
+                asked = False
+        elif turn.role == "tool":  # what the replay returned is learnt at the call: a result in the data
+            continue                # could be made up, and would vouch for the values after it
         elif turn.role == "assistant":
-            if turn.text.strip():
-                spoke_since_write = True
+            if turn.text.strip():  # it speaks again: a yes before this answers something else
+                asked, yes_at = "?" in turn.text, None
             for call in turn.calls:
-                if call.id is not None:
-                    names[call.id] = call.name
                 where = f"turn {number} {call.name or '(no name)'}"
                 spec = domain.tool(call.name) if call.name else None
                 if call.problem is not None or spec is None:
@@ -101,12 +104,14 @@ def audit_conversation(domain: Domain, conversation: Conversation) -> AuditResul
                 if call.name in domain.confirmed_writes:
                     if yes_at is None:
                         result.fail("confirmation", f"{where}: the user did not confirm this write explicitly "
-                                    "(a yes after the assistant's last message about it)")
-                    spoke_since_write, yes_at = False, None
+                                    "(a yes answering the assistant's last question)")
+                    yes_at = None
                 executed = run_call(env, len(trace.calls), call.name, call.arguments, snapshot=True)
                 trace.calls.append(executed)
-                if spec.kind is ToolKind.WRITE and executed.ok:
-                    knowledge.add_amounts(amounts, f"what {where} costs")
+                if executed.ok:
+                    knowledge.add(executed.observation, f"{where}'s result", call.name)
+                    if spec.kind is ToolKind.WRITE:
+                        knowledge.add_amounts(amounts, f"what {where} costs")
                 knowledge.add_own(call.arguments, f"{where}'s own arguments")
     for reason in policy_violations(domain, trace):
         result.fail("policy", reason)
@@ -124,7 +129,11 @@ def audit_rows(domain: Domain, path: str | Path) -> Iterator[dict[str, Any]]:
         if conversation is None:
             row = {"id": None, "passed": False, "failed_checks": ["format"], "reasons": [f"format: {error}"]}
         else:
-            row = audit_conversation(domain, conversation).to_json()
+            try:
+                row = audit_conversation(domain, conversation).to_json()
+            except (RecursionError, ValueError, OverflowError, TypeError) as failure:  # data no rule expects
+                row = {"id": conversation.id, "passed": False, "failed_checks": ["format"],
+                       "reasons": [f"format: the conversation could not be audited ({type(failure).__name__}: {failure})"]}
         if number is not None:
             row["line"] = number
         yield row

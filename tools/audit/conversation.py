@@ -63,8 +63,19 @@ def _text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(part.get("text", "") if isinstance(part, Mapping) else str(part) for part in content)
+        return "".join(str(part.get("text") or "") if isinstance(part, Mapping) else str(part) for part in content)
     return json.dumps(content, ensure_ascii=False, default=str)
+
+
+def _why(error: BaseException) -> str:
+    if isinstance(error, json.JSONDecodeError):
+        return f"{error.msg} at line {error.lineno} column {error.colno}"
+    return f"{type(error).__name__}: {str(error)[:120]}"
+
+
+def _items(value: Any) -> list[Any]:
+    """A list field as a list of dicts (anything else in it, or instead of it, is skipped)."""
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
 
 
 def _call(name: Any, arguments: Any, call_id: Any = None) -> ToolCall:
@@ -72,8 +83,8 @@ def _call(name: Any, arguments: Any, call_id: Any = None) -> ToolCall:
     if isinstance(arguments, str):
         try:
             parsed = json.loads(arguments) if arguments.strip() else {}
-        except json.JSONDecodeError as error:
-            parsed, problem = arguments, f"arguments are not valid JSON ({error.msg} at character {error.pos})"
+        except (ValueError, RecursionError) as error:
+            parsed, problem = arguments, f"arguments are not valid JSON ({_why(error)})"
         arguments = parsed
     elif arguments is None:
         arguments = {}
@@ -87,15 +98,12 @@ def _call(name: Any, arguments: Any, call_id: Any = None) -> ToolCall:
 
 def from_openai(row: Mapping[str, Any], default_id: Any = None) -> Conversation:
     turns = []
-    for message in row.get("messages") or []:
-        if not isinstance(message, Mapping):
-            continue
+    for message in _items(row.get("messages")):
         role = str(message.get("role") or "")
-        calls = [
-            _call((c.get("function") or {}).get("name", c.get("name")),
-                  (c.get("function") or {}).get("arguments", c.get("arguments")), c.get("id"))
-            for c in message.get("tool_calls") or [] if isinstance(c, Mapping)
-        ]
+        calls = []
+        for c in _items(message.get("tool_calls")):
+            function = c.get("function") if isinstance(c.get("function"), Mapping) else {}
+            calls.append(_call(function.get("name", c.get("name")), function.get("arguments", c.get("arguments")), c.get("id")))
         turns.append(Turn(role, _text(message.get("content")), calls, message.get("tool_call_id"), message.get("name")))
     return Conversation(row.get("id", default_id), turns)
 
@@ -106,16 +114,14 @@ _SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assista
 
 def from_sharegpt(row: Mapping[str, Any], default_id: Any = None) -> Conversation:
     turns = [Turn("system", _text(row.get("system")))] if row.get("system") else []
-    for entry in row.get("conversations") or []:
-        if not isinstance(entry, Mapping):
-            continue
+    for entry in _items(row.get("conversations")):
         kind, value = str(entry.get("from") or ""), entry.get("value")
         role = _SHAREGPT_ROLES.get(kind, kind)
         if kind == "function_call":
             try:
                 data = json.loads(value) if isinstance(value, str) else value
-            except json.JSONDecodeError as error:
-                turns.append(Turn("assistant", calls=[ToolCall("", value, None, f"a function call that is not JSON ({error.msg})")]))
+            except (ValueError, RecursionError) as error:
+                turns.append(Turn("assistant", calls=[ToolCall("", value, None, f"a function call that is not JSON ({_why(error)})")]))
                 continue
             data = data if isinstance(data, Mapping) else {}
             turns.append(Turn("assistant", calls=[_call(data.get("name"), data.get("arguments"))]))
@@ -126,12 +132,9 @@ def from_sharegpt(row: Mapping[str, Any], default_id: Any = None) -> Conversatio
 
 def from_tau2_simulation(simulation: Mapping[str, Any]) -> Conversation:
     turns = []
-    for message in simulation.get("messages") or []:
-        if not isinstance(message, Mapping):
-            continue
+    for message in _items(simulation.get("messages")):
         role = str(message.get("role") or "")
-        calls = [_call(c.get("name"), c.get("arguments"), c.get("id"))
-                 for c in message.get("tool_calls") or [] if isinstance(c, Mapping)]
+        calls = [_call(c.get("name"), c.get("arguments"), c.get("id")) for c in _items(message.get("tool_calls"))]
         if role == "tool":
             turns.append(Turn("tool", _text(message.get("content")), call_id=message.get("id")))
         elif role == "user" and calls:  # a user acting on their own device (telecom): not the assistant's
@@ -155,10 +158,14 @@ def read_conversations(path: str | Path) -> Iterator[tuple[int | None, Conversat
     """``(line number or None, conversation, None)`` per conversation in ``path``, or
     ``(line, None, why)`` for one that cannot be read. The whole file is tried as one JSON
     document first (a tau2 results file, a JSON array of rows), then as JSON lines."""
-    text = Path(path).read_text(encoding="utf-8")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        yield None, None, f"the file is not UTF-8 text (byte {error.start})"
+        return
     try:
         document = json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         document = None
     if isinstance(document, Mapping) and isinstance(document.get("simulations"), list):
         for simulation in document["simulations"]:
@@ -177,8 +184,8 @@ def read_conversations(path: str | Path) -> Iterator[tuple[int | None, Conversat
             continue
         try:
             row = json.loads(line)
-        except json.JSONDecodeError as error:
-            yield number, None, f"line {number}: invalid JSON ({error.msg} at column {error.colno})"
+        except (ValueError, RecursionError) as error:
+            yield number, None, f"line {number}: invalid JSON ({_why(error)})"
             continue
         found = _from_row(row, f"line {number}")
         yield (number, found, None) if isinstance(found, Conversation) else (number, None, f"line {number}: {found}")

@@ -155,8 +155,14 @@ def _take_lookups(closure: Closure, into: list[tuple[int, str, dict[str, Any]]] 
 
 
 def call_amounts(domain: Domain, name: str, arguments: Mapping[str, Any], state: Any) -> dict[float, str]:
-    """What the domain says the call costs or refunds, on ``state`` (before the call); {} without one."""
-    return dict(domain.derived_amounts(name, arguments, state) or {}) if state is not None else {}
+    """What the domain says the call costs or refunds, on ``state`` (before the call); {} without
+    one, and when the domain's code fails (a bug in a user domain must not stop the check)."""
+    if state is None:
+        return {}
+    try:
+        return dict(domain.derived_amounts(name, arguments, state) or {})
+    except Exception:  # noqa: BLE001 - the domain's hook, not ours
+        return {}
 
 
 def unobtainable_arguments(domain: Domain, name: str, arguments: Mapping[str, Any], said: Said, knowledge: Knowledge,
@@ -169,10 +175,14 @@ def unobtainable_arguments(domain: Domain, name: str, arguments: Mapping[str, An
     spec = domain.tool(name)
     schema = spec.parameters if spec is not None else {}
     free = set((domain.free_text_arguments or {}).get(name, ()))
-    pending = [(path, value) for path, value, leaf_schema in argument_leaves(arguments, schema, "")
-               if not fixed_by_schema(value, leaf_schema) and path.lstrip(".").split(".")[0].split("[")[0] not in free]
+    pending, exempt = [], set()
+    for path, value, leaf_schema in argument_leaves(arguments, schema, ""):
+        if fixed_by_schema(value, leaf_schema) or path.lstrip(".").split(".")[0].split("[")[0] in free:
+            exempt.add(path)
+        else:
+            pending.append((path, value))
     return _unproven(pending, arguments, state if closure is not None else None, said, knowledge, closure, domain,
-                     amounts or {})
+                     amounts or {}, exempt)
 
 
 def required_values(domain: Domain, actions: list[Mapping[str, Any]], trace: ExecutionTrace | None = None, *,
@@ -194,7 +204,7 @@ def required_values(domain: Domain, actions: list[Mapping[str, Any]], trace: Exe
 
 def _unproven(pending: list[tuple[str, Any]], arguments: Mapping[str, Any], before: Any, said: Said,
               knowledge: Knowledge, closure: Closure | None, domain: Domain,
-              amounts: Mapping[float, str]) -> list[tuple[str, Any]]:
+              amounts: Mapping[float, str], exempt: set[str]) -> list[tuple[str, Any]]:
     """The ``(path, value)`` leaves of one call that no rule proves, in the arguments' order.
 
     What needs no lookup first, then one lookup at a time, hinted by the call's values proven
@@ -204,11 +214,14 @@ def _unproven(pending: list[tuple[str, Any]], arguments: Mapping[str, Any], befo
     first: they follow from few lookups, and hint the searches."""
     order = {path: i for i, (path, _) in enumerate(pending)}
     proven: dict[str, list[Any]] = {}
+    proven_paths: set[str] = set(exempt)  # fixed by the schema or free text: settled
 
     def settle(path: str, value: Any, env: Any) -> bool:
-        if not _leaf_obtainable(arguments, path, value, said, knowledge, closure, env, domain, proven, amounts):
+        if not _leaf_obtainable(arguments, path, value, said, knowledge, closure, env, domain, proven, amounts,
+                                proven_paths):
             return False
         proven.setdefault(_leaf_name(path), []).append(value)
+        proven_paths.add(path)
         return True
 
     while pending:
@@ -224,13 +237,17 @@ def _unproven(pending: list[tuple[str, Any]], arguments: Mapping[str, Any], befo
 
 def _leaf_obtainable(arguments: Mapping[str, Any], path: str, value: Any, said: Said, knowledge: Knowledge,
                      closure: Closure | None, env: Any, domain: Domain, hints: Mapping[str, list[Any]],
-                     amounts: Mapping[float, str]) -> bool:
-    """One argument leaf: obtainable itself, or (a number in a split payment) its split's total is."""
+                     amounts: Mapping[float, str], proven_paths: set[str]) -> bool:
+    """One argument leaf: obtainable itself, or (a number in a split payment) the rest of a
+    split whose total is obtainable and whose other parts are each proven on their own (two
+    unknown parts must not vouch for each other)."""
     if _obtainable(value, said, knowledge, closure, env, domain, derive=not isinstance(value, str),
                    hints=hints, amounts=amounts):
         return True
-    total = _split_total(arguments, path, value)
-    return total is not None and _obtainable(total, said, knowledge, closure, env, domain, hints=hints, amounts=amounts)
+    split = _split_total(arguments, path, value)
+    if split is None or not set(split[1]) <= proven_paths:
+        return False
+    return _obtainable(split[0], said, knowledge, closure, env, domain, hints=hints, amounts=amounts)
 
 
 def _obtainable(value: Any, said: Said, knowledge: Knowledge, closure: Closure | None, env: Any, domain: Domain,
@@ -246,7 +263,7 @@ def _obtainable(value: Any, said: Said, knowledge: Knowledge, closure: Closure |
     number = as_number(value) if derive else None
     if number is not None and round(number, 2) in amounts:
         return True
-    if said.says(value) or knowledge.source(value, extra_numbers=[*said.numbers, *amounts], derive=derive) is not None:
+    if said.says(value) or knowledge.source(value, extra_numbers=said.numbers, derive=derive) is not None:
         return True
     if derived_date(value, domain.today, said.text) is not None:
         return True
@@ -264,10 +281,11 @@ def _is_date_or_number(value: Any) -> bool:
     return not isinstance(value, str) or bool(_ISO_DATE.fullmatch(value[:10]))
 
 
-def _split_total(arguments: Mapping[str, Any], path: str, value: Any) -> float | None:
+def _split_total(arguments: Mapping[str, Any], path: str, value: Any) -> tuple[float, list[str]] | None:
     """For a number in one item of a list of records (``payment_methods[3].amount``), the total
-    it makes with the same field of the other items: a payment split over several methods is
-    obtainable when its total is (the assistant pays the rest with the last one)."""
+    it makes with the same field of the other items, and those items' paths: the rest of a
+    payment split over several methods is obtainable when the total is (the assistant pays
+    the rest with the last one)."""
     match = re.fullmatch(r"\.?(\w+)\[(\d+)\]\.(\w+)", path)
     number = as_number(value)
     if match is None or number is None or isinstance(value, (bool, str)):
@@ -275,12 +293,13 @@ def _split_total(arguments: Mapping[str, Any], path: str, value: Any) -> float |
     items = arguments.get(match.group(1))
     if not isinstance(items, list) or len(items) < 2:
         return None
-    field = match.group(3)
-    others = [as_number(item.get(field)) for i, item in enumerate(items)
-              if i != int(match.group(2)) and isinstance(item, Mapping)]
+    name, own, field = match.group(1), int(match.group(2)), match.group(3)
+    if not all(isinstance(item, Mapping) for item in items):
+        return None
+    others = [as_number(item.get(field)) for i, item in enumerate(items) if i != own]
     if any(other is None for other in others):
         return None
-    return round(number + sum(others), 2)
+    return round(number + sum(others), 2), [f".{name}[{i}].{field}" for i in range(len(items)) if i != own]
 
 
 def _leaf_name(path: str) -> str:

@@ -38,8 +38,8 @@ class ValidationResult:
 
 
 def validate_blueprint(domain: Domain, raw: Any, *, grounding: bool = True) -> ValidationResult:
-    """Run the rule-based checks on a raw (parsed JSON) blueprint (``grounding``: the last
-    one too; the example sampler and ``check-domain`` need only the first three)."""
+    """Run the rule-based checks on a raw (parsed JSON) blueprint (``grounding``: the last one
+    too; ``apigen-mt validate --no-grounding`` and the gold-task measurements stop before it)."""
     blueprint_id = raw.get("id") if isinstance(raw, dict) else None
     problems = format_errors(raw, domain.name)
     if problems:

@@ -74,6 +74,7 @@ class Knowledge:
             if parsed is not None:
                 observation = parsed
         self._totals(observation, source)
+        self._field_numbers(observation, tool)
         seen = self._seen
         for key, leaf in leaves(observation, tool, top=True):
             if leaf is None or isinstance(leaf, bool):
@@ -90,13 +91,38 @@ class Knowledge:
             number = as_number(leaf)
             if number is not None:
                 self.numbers.setdefault(number, source)
-                self.numbers_by_field.setdefault(key, set()).add(number)
             if isinstance(leaf, str):
                 text = normal_text(leaf)
                 self.strings.setdefault(text, source)
                 if " " in text or len(text) > 40:
                     for token in _TOKEN.findall(text):
                         self.tokens.setdefault(token, source)
+
+    def _field_numbers(self, value: Any, field: str | None) -> None:
+        """Numbers by the field they sit in, named with the record field around them
+        (``prices.economy``, not ``economy``: ``available_seats.economy`` is a seat count). A
+        list, or a map of records keyed by id (``payment_methods: {id: {...}}``), passes its
+        own name on to its items."""
+        if isinstance(value, dict):
+            records = bool(value) and all(isinstance(item, dict) and any(ch.isdigit() for ch in str(key))
+                                          for key, item in value.items())  # keyed by ids (or dates)
+            for key, item in value.items():
+                if records:
+                    self._field_numbers(item, field)
+                elif isinstance(item, (dict, list)):
+                    self._field_numbers(item, str(key))
+                else:
+                    number = as_number(item) if not isinstance(item, str) or item[:1].isdigit() else None
+                    if number is not None:
+                        name = f"{field}.{key}" if field else str(key)
+                        self.numbers_by_field.setdefault(name, set()).add(number)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                self._field_numbers(item, field)
+        else:
+            number = as_number(value)
+            if number is not None:
+                self.numbers_by_field.setdefault(field, set()).add(number)
 
     def add_own(self, arguments: Any, source: str) -> None:
         """Learn an action's own arguments: its values, and per identifier the running total of
@@ -182,5 +208,5 @@ def _maybe_json(text: str) -> Any:
 
     try:
         return json.loads(stripped)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None

@@ -77,7 +77,10 @@ def as_number(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an int beyond any float: not an amount
+            return None
     if isinstance(value, str) and value[:1] in _NUMBER_STARTS:
         text = value.strip().replace(",", "").removeprefix("$").removeprefix("+")
         if _PLAIN_NUMBER.fullmatch(text):
