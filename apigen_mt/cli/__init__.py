@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "validate",
-        help="run the format, execution and policy checks on blueprints (JSONL)",
+        help="run the format, execution, policy and grounding checks on blueprints (JSONL)",
         description="One JSON line per blueprint: {id, passed, stage, reasons, diff}; stage is "
         "the first failing stage (format, execution, policy, grounding) or ok.",
     )

@@ -55,21 +55,26 @@ def cmd_import_tau2(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_file_and_out(args: argparse.Namespace) -> None:
+    """The input exists and ``--out`` (whose folder is made) is not the input."""
+    if not args.file.is_file():
+        raise DomainError(f"no such file: {args.file}")
+    if args.out and args.out.resolve() == args.file.resolve():
+        raise DomainError(f"--out {args.out} is the input file: choose another path")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+
+
 # -- validate ----------------------------------------------------------------------------------
 def cmd_validate(args: argparse.Namespace) -> int:
     from apigen_mt.domains.registry import get_domain
     from apigen_mt.tools.checks.validate import validate_blueprint
     from apigen_mt.tools.jsonl import read_jsonl
 
-    if not args.file.is_file():
-        raise DomainError(f"no such file: {args.file}")
-    if args.out and args.out.resolve() == args.file.resolve():
-        raise DomainError(f"--out {args.out} is the input file: choose another path")
+    _check_file_and_out(args)
     domain = get_domain(args.domain)
     stages: Counter[str] = Counter()
     rejected: list[str] = []
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
     # Results are written and flushed line by line: an interrupted run keeps what it did.
     with args.out.open("w", encoding="utf-8") if args.out else stdout_writer() as out:
         for number, raw, error in read_jsonl(args.file):
@@ -101,16 +106,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from apigen_mt.domains.registry import get_domain
     from apigen_mt.tools.audit.checks import AUDIT_CHECKS, audit_rows
 
-    if not args.file.is_file():
-        raise DomainError(f"no such file: {args.file}")
-    if args.out and args.out.resolve() == args.file.resolve():
-        raise DomainError(f"--out {args.out} is the input file: choose another path")
+    _check_file_and_out(args)
     domain = get_domain(args.domain)
     failed: Counter[str] = Counter()
     total = passed = 0
     shown: list[str] = []
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("w", encoding="utf-8") if args.out else stdout_writer() as out:
         for row in audit_rows(domain, args.file):
             total += 1
