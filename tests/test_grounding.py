@@ -36,6 +36,8 @@ from apigen_mt.tools.provenance.said import Said
     ("on May 15th, 2024", "2024-05-15", True),  # date formats
     ("on 15 May", "2024-05-15", True),
     ("on 5/15/2024", "2024-05-15", True),
+    ("on the 6th day of October in 2026", "2026-10-06", True),
+    ("on the 6th day of October in 2026", "2026-10-07", False),
     ("on May 15th, 2024", "2024-05-16", False),
     ("I live in New York", "NY", True),  # US states
     ("I live in New Jersey", "NY", False),
@@ -417,3 +419,28 @@ def test_numbers_of_one_name_in_different_records_are_not_one_field():
     assert knowledge.source(129) is None
     knowledge.add({"payment_methods": {"gift_card_1": {"amount": 198}, "gift_card_2": {"amount": 129}}}, "a user")
     assert knowledge.source(327) == "the sum of 129 and 198 (payment_methods.amount)"
+
+
+
+@pytest.mark.integration
+def test_bfcl_ground_truth_that_gives_its_values_is_grounded_and_another_questions_is_not():
+    """BFCL domains go through the same contract: an entry whose question says every value
+    passes; the same calls under another entry's question do not. (Most BFCL questions
+    paraphrase: "Nvidia" for NVDA, "all doors" for four names; those fail grounding today.)"""
+    from apigen_mt.domains.bfcl import data
+    from apigen_mt.domains.bfcl.domain import ground_truth_actions
+
+    message = get_domain("bfcl.message")
+
+    def blueprint(entry_id, question_of=None):
+        entry = data.get_entry(question_of or entry_id)
+        text = "\n".join(m["content"] for turn in entry["question"] for m in turn if m.get("role") == "user")
+        actions = [a for turn in ground_truth_actions(entry_id) for a in turn if message.owner(a["name"])]
+        return {"id": entry_id, "instruction": text, "actions": actions, "outputs": []}
+
+    grounded = [bp for bp in map(blueprint, message.user_ids()[:8]) if bp["actions"]
+                and not grounding_errors(message, bp, execute_blueprint(message, bp["actions"]))]
+    assert len(grounded) >= 2
+    first, second = grounded[0]["id"], grounded[1]["id"]
+    swapped = blueprint(first, question_of=second)
+    assert grounding_errors(message, swapped, execute_blueprint(message, swapped["actions"]))

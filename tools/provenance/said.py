@@ -49,7 +49,7 @@ _DAY = r"(\d{1,2})(?:st|nd|rd|th)?"
 _DATE_PATTERNS = (
     (re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b"), ("y", "m", "d")),
     (re.compile(rf"\b({_MONTH})\.?\s+{_DAY}(?:,?\s+(\d{{4}}))?\b"), ("M", "d", "y")),
-    (re.compile(rf"\b{_DAY}\s+(?:of\s+)?({_MONTH})\.?(?:,?\s+(\d{{4}}))?\b"), ("d", "M", "y")),
+    (re.compile(rf"\b{_DAY}\s+(?:day\s+)?(?:of\s+)?({_MONTH})\.?(?:,?\s+(?:in\s+)?(\d{{4}}))?\b"), ("d", "M", "y")),
     (re.compile(r"\b(\d{1,2})/(\d{1,2})(?:/(\d{4}))?\b"), ("m", "d", "y")),
 )
 _ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
