@@ -503,10 +503,21 @@ _CLASS_NOTES = {
 }
 
 
+FREE_TEXT = {  # what the user asks to be written, which the assistant words itself
+    "send_message": ("message",), "post_tweet": ("content",), "comment": ("comment_content",),
+    "create_ticket": ("title", "description"), "resolve_ticket": ("resolution",),
+}
+"""The BFCL arguments the grounding check treats as free text (a message body, a post)."""
+
+
 class BFCLDomain(Domain):
     """One or more BFCL API classes loaded with an initial config."""
 
     persona_set = "bfcl"
+
+    @property
+    def free_text_arguments(self) -> dict[str, tuple[str, ...]]:  # type: ignore[override]
+        return {tool: args for tool, args in FREE_TEXT.items() if self.owner(tool)}
 
     def __init__(
         self,

@@ -13,7 +13,9 @@ with what was returned:
   fills ``user_id``);
 * the user's words, by the argument's name: emails for ``*email*``, five-digit numbers for
   ``*zip*``, dates (and the day before or after a known one, when the user speaks of it) for
-  ``*date*``, adjacent capitalised words for a ``first_name`` + ``last_name`` pair, and, for
+  ``*date*``, adjacent capitalised words for a ``first_name`` + ``last_name`` pair, capitalised
+  words for a ``*name*``, ``*city*``, ``*location*`` or ``*company*`` (a lookup of a symbol by
+  company name, of an airport by city), and, for
   other string arguments no returned value fills, codes (``JFK``) or words with digits (``W123``);
 * the schema's ``enum``;
 * first of all, the values of the same name in the call being checked (``hints``): a
@@ -185,6 +187,8 @@ class Closure:
             elif "date" in lowered:
                 year = getattr(self.domain.today, "year", None)
                 said = self.said.iso_dates(year) + list(neighbour_days(self.knowledge.dates(), self.said.text))
+            elif any(part in lowered for part in ("name", "city", "location", "company")):  # proper nouns: Nvidia
+                said = [w for w in self.said.words if w[:1].isupper() and w.isalpha()]
             elif not known:  # codes and ids the user gave: capitals (JFK) or words with digits (W123)
                 said = [w for w in self.said.words
                         if (w.isupper() and w.isalpha() and 2 <= len(w) <= 5) or any(ch.isdigit() for ch in w)]
