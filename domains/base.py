@@ -168,6 +168,9 @@ class Domain(ABC):
     """The domain's "today" (its data's fixed present), for dates the grounding check derives."""
     free_text_arguments: Mapping[str, tuple[str, ...]] = {}
     """Tool -> its free-text arguments (a reason, a summary): the grounding check exempts them."""
+    conventional_values: Mapping[str, Mapping[str, tuple[Any, ...]]] = {}
+    """Tool -> argument -> values every assistant knows from the tool's conventions (``cd``'s
+    ``..``): the grounding check accepts them unsaid."""
     identification_tools: tuple[str, ...] = ()
     """Read tools that identify the user (``find_user_id_by_email``), which the policy asks for
     before the user's data: lookups (the grounding closure, an oracle) make them first."""

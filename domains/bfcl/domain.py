@@ -508,6 +508,8 @@ FREE_TEXT = {  # what the user asks to be written, which the assistant words its
     "create_ticket": ("title", "description"), "resolve_ticket": ("resolution",),
 }
 """The BFCL arguments the grounding check treats as free text (a message body, a post)."""
+CONVENTIONS = {"cd": {"folder": ("..",)}}
+"""Values a shell user knows without being told: ``cd ..`` goes up a level."""
 
 
 class BFCLDomain(Domain):
@@ -518,6 +520,10 @@ class BFCLDomain(Domain):
     @property
     def free_text_arguments(self) -> dict[str, tuple[str, ...]]:  # type: ignore[override]
         return {tool: args for tool, args in FREE_TEXT.items() if self.owner(tool)}
+
+    @property
+    def conventional_values(self) -> dict[str, dict[str, tuple[Any, ...]]]:  # type: ignore[override]
+        return {tool: values for tool, values in CONVENTIONS.items() if self.owner(tool)}
 
     def __init__(
         self,

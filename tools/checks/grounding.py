@@ -17,7 +17,8 @@ every argument value of every action must be
   the day before or after an obtainable date, an amount the domain computes for the call
   (``Domain.derived_amounts``: a booking's price from the fares), the rest of a payment split
   over several methods (its total obtainable), or
-* free text the domain declares exempt (``Domain.free_text_arguments``: a reason, a summary);
+* free text the domain declares exempt (``Domain.free_text_arguments``: a reason, a summary),
+  or a value the tool's conventions give (``Domain.conventional_values``: ``cd ..``);
 
 and every expected output must be obtainable the same way (or be the count of a returned list,
 or the total the actions paid with one method).
@@ -55,8 +56,19 @@ MAX_LOOKUPS = 80
 """Read-tool calls the closure may make per blueprint."""
 
 
+_DESCRIBED_ENUM = re.compile(r"\[Enum\]:\s*\[?([^\]\n]+)\]?")
+
+
+def described_enum(schema: Mapping[str, Any]) -> list[str]:
+    """The values a description enumerates (BFCL writes ``[Enum]: ["driver", "passenger"]`` there
+    instead of an ``enum``)."""
+    found = _DESCRIBED_ENUM.search(str(schema.get("description") or ""))
+    return [part.strip().strip("'\"") for part in found.group(1).split(",") if part.strip()] if found else []
+
+
 def argument_leaves(value: Any, schema: Mapping[str, Any] | None, path: str) -> Iterator[tuple[str, Any, Mapping[str, Any]]]:
-    """``(path, leaf, its schema)`` of an argument value (``item_ids[1]``, ``address.city``)."""
+    """``(path, leaf, its schema)`` of an argument value (``item_ids[1]``, ``address.city``); a
+    list's items get the list's described enum."""
     schema = schema if isinstance(schema, Mapping) else {}
     if isinstance(value, Mapping):
         properties = schema.get("properties") or {}
@@ -65,6 +77,8 @@ def argument_leaves(value: Any, schema: Mapping[str, Any] | None, path: str) -> 
             yield from argument_leaves(item, properties.get(key, extra), f"{path}.{key}")
     elif isinstance(value, list):
         items = schema.get("items") if isinstance(schema.get("items"), Mapping) else {}
+        if "enum" not in items and described_enum(schema):
+            items = {**items, "enum": described_enum(schema)}
         for index, item in enumerate(value):
             yield from argument_leaves(item, items, f"{path}[{index}]")
     else:
@@ -72,10 +86,13 @@ def argument_leaves(value: Any, schema: Mapping[str, Any] | None, path: str) -> 
 
 
 def fixed_by_schema(value: Any, schema: Mapping[str, Any]) -> bool:
-    """A value the schema fixes: a boolean, null or empty, an ``enum`` or ``const`` member, the default."""
+    """A value the schema fixes: a boolean, null or empty, an ``enum`` or ``const`` member (or one
+    its description enumerates), the default."""
     if value is None or isinstance(value, bool) or value == "":
         return True
     if "enum" in schema and value in schema["enum"]:
+        return True
+    if isinstance(value, str) and value in described_enum(schema):
         return True
     if "const" in schema and value == schema["const"]:
         return True
@@ -175,9 +192,11 @@ def unobtainable_arguments(domain: Domain, name: str, arguments: Mapping[str, An
     spec = domain.tool(name)
     schema = spec.parameters if spec is not None else {}
     free = set((domain.free_text_arguments or {}).get(name, ()))
+    conventional = (domain.conventional_values or {}).get(name, {})
     pending, exempt = [], set()
     for path, value, leaf_schema in argument_leaves(arguments, schema, ""):
-        if fixed_by_schema(value, leaf_schema) or path.lstrip(".").split(".")[0].split("[")[0] in free:
+        top = path.lstrip(".").split(".")[0].split("[")[0]
+        if fixed_by_schema(value, leaf_schema) or top in free or value in conventional.get(top, ()):
             exempt.add(path)
         else:
             pending.append((path, value))

@@ -188,7 +188,8 @@ class Closure:
                 year = getattr(self.domain.today, "year", None)
                 said = self.said.iso_dates(year) + list(neighbour_days(self.knowledge.dates(), self.said.text))
             elif any(part in lowered for part in ("name", "city", "location", "company")):  # proper nouns: Nvidia
-                said = [w for w in self.said.words if w[:1].isupper() and w.isalpha()]
+                quoted = re.findall(r"'([^']{2,60})'|\"([^\"]{2,60})\"", self.said.raw)  # 'Quasar Ltd.'
+                said = [a or b for a, b in quoted] + [w for w in self.said.words if w[:1].isupper() and w.isalpha()]
             elif not known:  # codes and ids the user gave: capitals (JFK) or words with digits (W123)
                 said = [w for w in self.said.words
                         if (w.isupper() and w.isalpha() and 2 <= len(w) <= 5) or any(ch.isdigit() for ch in w)]

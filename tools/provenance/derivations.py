@@ -4,6 +4,8 @@
   numbers of one field (two prices: a refund of two items; two balances) or of a number the
   user said and any obtainable one (a balance after a $100 payment); the total of one numeric
   field over the items of a returned list counts too (:class:`~.knowledge.Knowledge`);
+* **a count times a known number**: a whole number the user said (up to ``MAX_COUNT``) times
+  an obtainable one ("fund it with 10 shares' worth": 10 x the share price);
 * **arithmetic expressions**: a string of numbers and operators (what a ``calculate`` tool
   takes) is obtainable when every number in it is;
 * **dates relative to today**: with the domain's ``today``, the date ``today + n`` days for an
@@ -24,6 +26,8 @@ from typing import Any
 
 __all__ = ["derived_amount", "derived_date", "derived_number", "expression_numbers", "neighbour_days"]
 
+MAX_COUNT = 1000
+"""The largest said count a known number is multiplied by (10 shares, 3 passengers)."""
 MAX_OPERANDS = 400
 """Numbers considered for pairwise sums and differences (bounded: quadratic)."""
 
@@ -58,7 +62,16 @@ def derived_amount(value: float, by_field: Mapping[str | None, Iterable[float]],
     said = set(said)
     if not said:
         return None
-    return derived_number(value, {n for numbers in by_field.values() for n in numbers} | said, first=said)
+    known = {n for numbers in by_field.values() for n in numbers}
+    found = derived_number(value, known | said, first=said)
+    if found is not None:
+        return found
+    target = round(value, 2)
+    for count in sorted(n for n in said if n == int(n) and 1 < n <= MAX_COUNT):
+        for number in sorted(known):
+            if round(count * number, 2) == target:  # 10 shares at 220.34
+                return f"{_num(count)} x {_num(number)}"
+    return None
 
 
 def _num(value: float) -> str:
