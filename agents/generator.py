@@ -148,11 +148,19 @@ def persona_text(persona: Mapping[str, Any] | None) -> str:
     return " ".join(p for p in parts if p) or NONE
 
 
+FEEDBACK_ROUNDS = 2
+FEEDBACK_CHARS = 900
+"""The feedback a prompt shows: the last rounds, each cut (a small model's window is 4096 tokens)."""
+
+
 def feedback_text(feedback: Sequence[str]) -> str:
     items = [str(f).strip() for f in feedback if str(f).strip()]
     if not items:
         return ""
-    rounds = "\n\n".join(f"Attempt {i} feedback:\n{text}" for i, text in enumerate(items, 1))
+    first = max(1, len(items) - FEEDBACK_ROUNDS + 1)
+    rounds = "\n\n".join(
+        f"Attempt {i} feedback:\n{text if len(text) <= FEEDBACK_CHARS else text[:FEEDBACK_CHARS] + '...(cut)'}"
+        for i, text in enumerate(items[first - 1:], first))
     return (
         "## Feedback on your earlier attempts\n"
         "Your earlier blueprints for this context failed. Fix every problem below; do not repeat them.\n\n"

@@ -352,3 +352,11 @@ def test_all_roles_against_the_embedded_model(retail, capsys):
         get_embedded_server().stop()
     with capsys.disabled():
         print("\nembedded model, phase-1 roles:", json.dumps(report))
+
+
+def test_feedback_shows_the_last_rounds_each_cut():
+    from apigen_mt.agents.generator import FEEDBACK_CHARS, FEEDBACK_ROUNDS, feedback_text
+
+    text = feedback_text(["one", "two", "x" * (FEEDBACK_CHARS + 50)])
+    assert FEEDBACK_ROUNDS == 2 and "Attempt 1 feedback" not in text and "Attempt 2 feedback:\ntwo" in text
+    assert ("x" * FEEDBACK_CHARS + "...(cut)") in text and "x" * (FEEDBACK_CHARS + 1) not in text
