@@ -29,7 +29,6 @@ from typing import Any
 
 from apigen_mt.blueprint import blueprint_json
 from apigen_mt.configuration import Configuration
-from apigen_mt.domains.base import ToolKind
 from apigen_mt.domains.registry import get_domain
 from apigen_mt.graphs.context import RunContext
 from apigen_mt.llm.accounting import CallRecorder
@@ -37,7 +36,7 @@ from apigen_mt.llm.factory import LLMRuntime
 from apigen_mt.llm.preflight import phase_roles
 from apigen_mt.runner import RunObserver, ThreadOutcome, open_checkpointer, run_threads
 from apigen_mt.tools.contamination import guard_for
-from apigen_mt.tools.coverage import WriteCoverage
+from apigen_mt.tools.coverage import WriteCoverage, write_names
 from apigen_mt.tools.dedup import DedupIndex
 
 __all__ = [
@@ -181,7 +180,6 @@ async def _seed_run(compiled: Any, items: Sequence[tuple[str, Any]], index: Dedu
                     domain: Any) -> None:
     """On a resumed run, the blueprints accepted before the interruption are known duplicates,
     and the write tools of the threads prepared before it are covered."""
-    writes = {spec.name for spec in domain.tools if spec.kind is ToolKind.WRITE}
     for thread_id, _ in items:
         snapshot = await compiled.aget_state({"configurable": {"thread_id": thread_id}})
         values = snapshot.values or {}
@@ -189,7 +187,7 @@ async def _seed_run(compiled: Any, items: Sequence[tuple[str, Any]], index: Dedu
             index.add(values["blueprint"]["id"], values["blueprint"])
         walk, context = values.get("walk") or {}, values.get("context") or {}
         claimed = [a["name"] for a in walk.get("actions") or []] if walk else list(context.get("write_tools") or [])
-        coverage.add(name for name in claimed if name in writes)
+        coverage.add(write_names(domain, claimed))
 
 
 def phase1_result(outcomes: Sequence[ThreadOutcome], domain: str) -> Phase1Result:

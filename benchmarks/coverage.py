@@ -23,14 +23,10 @@ from collections import Counter
 
 from apigen_mt.domains.base import ToolKind
 from apigen_mt.domains.registry import get_domain
-from apigen_mt.tools.coverage import WriteCoverage, steered_walk
+from apigen_mt.tools.coverage import WriteCoverage, steered_walk, write_names
 from apigen_mt.tools.grounded_walk import grounded_walk
 
 DOMAINS = ("retail", "airline", "library")
-
-
-def _writes_of(domain, walk) -> list[str]:
-    return [a["name"] for a in walk.actions if (spec := domain.tool(a["name"])) and spec.kind is ToolKind.WRITE]
 
 
 def reachable_writes(domain, seeds: int = 3) -> list[str]:
@@ -47,7 +43,7 @@ def run(domain, n: int, reachable: list[str], steered: bool, seed: int = 0) -> l
     for _ in range(n):
         walk = steered_walk(domain, rng, coverage) if steered else grounded_walk(domain, rng)
         if walk is not None:
-            counts.update(_writes_of(domain, walk))
+            counts.update(write_names(domain, (a["name"] for a in walk.actions)))
         history.append(Counter(counts))
     return history
 

@@ -56,11 +56,11 @@ def _clean_walk(domain: Any, seed: int, tries: int, coverage: Any = None) -> dic
     values its instruction must say (``must_say``: what no lookup reaches). With the run's
     ``coverage``, each walk ends in the least covered write tool (counted once it is clean)."""
     rng = _rng(seed, "walk")
-    traces: dict[int, Any] = {}
+    trace: Any = None  # of the walk ``clean`` saw last: the one returned when it was clean
 
     def clean(walk: Any) -> bool:
+        nonlocal trace
         trace = execute_blueprint(domain, walk.actions)
-        traces[id(walk)] = trace
         return not execution_errors(trace) and not policy_violations(domain, trace, generated=True)
 
     for _ in range(tries):
@@ -68,7 +68,7 @@ def _clean_walk(domain: Any, seed: int, tries: int, coverage: Any = None) -> dic
         if walk is None:
             return None
         if coverage is not None or clean(walk):
-            return {**walk.to_json(), "must_say": required_values(domain, walk.actions, traces[id(walk)])}
+            return {**walk.to_json(), "must_say": required_values(domain, walk.actions, trace)}
     return None
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from apigen_mt.domains.base import ToolKind
 from apigen_mt.tools.grounded_walk import grounded_walk
 
-__all__ = ["GIVE_UP", "WriteCoverage", "steered_walk"]
+__all__ = ["GIVE_UP", "WriteCoverage", "steered_walk", "write_names"]
 
 GIVE_UP = 3
 """Failed walks after which a write never reached counts as unreachable for the run."""
@@ -110,17 +110,22 @@ def steered_walk(domain: Any, rng: random.Random, coverage: WriteCoverage, *, tr
             coverage.release(target)
             coverage.missed(target)
             continue
-        if any(coverage.count(w) >= coverage.count(target) for w in _writes(domain, walk) if w != target):
+        if any(coverage.count(w) >= coverage.count(target) for w in _walk_writes(domain, walk) if w != target):
             walk = grounded_walk(domain, rng, end=target, max_writes=1, tries=tries) or walk
         if accept is not None and not accept(walk):
             coverage.release(target)
             continue
-        others = _writes(domain, walk)
+        others = _walk_writes(domain, walk)
         others.remove(target)
         coverage.add(others)
         return walk
 
 
-def _writes(domain: Any, walk: Any) -> list[str]:
+def write_names(domain: Any, names: Iterable[str]) -> list[str]:
+    """Those of ``names`` that are write tools of ``domain``, in order (repeats kept)."""
     kinds = {spec.name: spec.kind for spec in domain.tools}
-    return [a["name"] for a in walk.actions if kinds.get(a["name"]) is ToolKind.WRITE]
+    return [name for name in names if kinds.get(name) is ToolKind.WRITE]
+
+
+def _walk_writes(domain: Any, walk: Any) -> list[str]:
+    return write_names(domain, (a["name"] for a in walk.actions))

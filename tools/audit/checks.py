@@ -27,7 +27,7 @@ from typing import Any
 
 from apigen_mt.domains.base import Domain, ToolKind
 from apigen_mt.tools.audit.conversation import Conversation, read_conversations
-from apigen_mt.tools.checks.grounding import call_amounts, unobtainable_arguments
+from apigen_mt.tools.checks.grounding import call_amounts, shown_path, unobtainable_arguments
 from apigen_mt.tools.checks.policy import policy_violations
 from apigen_mt.tools.executor import ExecutionTrace, run_call
 from apigen_mt.tools.provenance.knowledge import Knowledge
@@ -76,11 +76,13 @@ def audit_conversation(domain: Domain, conversation: Conversation) -> AuditResul
     trace = ExecutionTrace(env=env)
     knowledge = Knowledge()
     user_words: list[str] = []
+    said = Said("")  # what the user has said so far
     asked = False  # the assistant's last message asked the user something, not yet answered
     yes_at: int | None = None  # the user's yes to the assistant's last question, if it was one
     for number, turn in enumerate(conversation.turns):
         if turn.role == "user":
             user_words.append(turn.text)
+            said = Said("\n".join(user_words))
             if asked:  # the user's answer to the assistant's question
                 yes_at = number if is_confirmation(turn.text) else None
                 asked = False
@@ -95,11 +97,10 @@ def audit_conversation(domain: Domain, conversation: Conversation) -> AuditResul
                 if call.problem is not None or spec is None:
                     result.fail("calls", f"{where}: {call.problem or f'unknown tool {call.name!r}'}")
                     continue
-                said = Said("\n".join(user_words))
                 amounts = call_amounts(domain, call.name, call.arguments, env)
                 for path, value in unobtainable_arguments(domain, call.name, call.arguments, said, knowledge,
                                                           amounts=amounts):
-                    result.fail("grounding", f"{where}{_shown(path)} = {value!r} was not said by the user, not "
+                    result.fail("grounding", f"{where}{shown_path(path)} = {value!r} was not said by the user, not "
                                 "returned by an earlier tool result, not fixed by the schema and not derived")
                 if call.name in domain.confirmed_writes:
                     if yes_at is None:
@@ -116,10 +117,6 @@ def audit_conversation(domain: Domain, conversation: Conversation) -> AuditResul
     for reason in policy_violations(domain, trace):
         result.fail("policy", reason)
     return result
-
-
-def _shown(path: str) -> str:
-    return "." + path.lstrip(".") if path else ""
 
 
 def audit_rows(domain: Domain, path: str | Path) -> Iterator[dict[str, Any]]:

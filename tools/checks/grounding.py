@@ -47,6 +47,7 @@ __all__ = [
     "fixed_by_schema",
     "grounding_errors",
     "grounding_gaps",
+    "shown_path",
     "required_values",
     "unobtainable_arguments",
 ]
@@ -117,7 +118,7 @@ class Gap:
             return (f"outputs[{self.path}] = {self.value!r} is not obtainable: not in the actions' results (nor a "
                     f"count, sum or difference of their values), nor found by {lookups}")
         earlier = f"actions[0..{self.action - 1}]" if self.action else "an earlier action"
-        return (f"actions[{self.action}] {self.tool}{_shown(self.path)} = {self.value!r} is not obtainable: not "
+        return (f"actions[{self.action}] {self.tool}{shown_path(self.path)} = {self.value!r} is not obtainable: not "
                 f"said in the instruction, not returned by {earlier}, not found by {lookups}, not fixed by the "
                 "schema nor derived")
 
@@ -326,5 +327,6 @@ def _leaf_name(path: str) -> str:
     return re.sub(r"\[\d+\]$", "", path.rsplit(".", 1)[-1])
 
 
-def _shown(path: str) -> str:
+def shown_path(path: str) -> str:
+    """An argument path as a reason shows it after the tool's name: ``.flights[0].date``."""
     return "." + path.lstrip(".") if path else ""

@@ -21,7 +21,8 @@ with what was returned:
 * first of all, the values of the same name in the call being checked (``hints``): a
   ``book_reservation`` with ``origin``, ``destination`` and a flight ``date`` is looked up by
   a flight search with those three (and, for a return leg, with the codes swapped: a code of
-  the call fills any string argument). Sound, because each of those values is checked itself.
+  the call fills any string argument). Sound, because the caller passes only the values of
+  the call it has already proven (two unknown ids must not vouch for each other).
 
 Bounded: at most ``max_calls`` calls per check and ``max_combinations`` argument sets per
 tool per round (the first candidates of every argument first), for ``rounds`` rounds (what a
