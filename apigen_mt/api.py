@@ -77,6 +77,16 @@ def _thread_id(blueprint_id: str) -> str:
     return f"phase1:{blueprint_id}"
 
 
+def _resolve_configuration(configuration: Configuration | None, model: str | None, run_dir: str | Path | None) -> Configuration:
+    if configuration is not None and model:
+        raise ValueError("give either model or configuration, not both (set the model in the configuration)")
+    if configuration is None:
+        configuration = Configuration.load(overrides={"model": model} if model else None)
+    if run_dir is not None and configuration.cache.path is None:
+        configuration = configuration.model_copy(update={"run_dir": Path(run_dir)})
+    return configuration
+
+
 async def _open_runtime(
     configuration: Configuration | None,
     model: str | None,
@@ -87,12 +97,7 @@ async def _open_runtime(
 ) -> tuple[Configuration, LLMRuntime]:
     """The resolved configuration and the run's LLM runtime (cache under ``run_dir``); the
     embedded server is started off the event loop unless ready models cover ``roles``."""
-    if configuration is not None and model:
-        raise ValueError("give either model or configuration, not both (set the model in the configuration)")
-    if configuration is None:
-        configuration = Configuration.load(overrides={"model": model} if model else None)
-    if run_dir is not None and configuration.cache.path is None:
-        configuration = configuration.model_copy(update={"run_dir": Path(run_dir)})
+    configuration = _resolve_configuration(configuration, model, run_dir)
     recorder = CallRecorder(sink=observer.llm_call if observer is not None else None)
     runtime = LLMRuntime.from_configuration(configuration, recorder=recorder)
     await runtime.aopen()
@@ -115,6 +120,8 @@ async def arun_phase1(
     chat_models: Mapping[str, Any] | None = None,
     id_prefix: str | None = None,
     observer: RunObserver | None = None,
+    database_url: str | None = None,
+    workers: int | None = None,
 ) -> Phase1Result:
     """Async :func:`run_phase1`."""
     from apigen_mt.graphs.phase1 import build_phase1_graph
@@ -124,16 +131,24 @@ async def arun_phase1(
         raise ValueError(f"n must be >= 0, not {n}")
     get_domain(domain)  # a bad domain fails here, with its own message, before any thread starts
     phase1 = Phase1Settings.model_validate(dict(settings or {})) if not isinstance(settings, Phase1Settings) else settings
-    configuration, runtime = await _open_runtime(configuration, model, run_dir, chat_models, phase_roles(1), observer)
-    index = DedupIndex(threshold=phase1.dedup_threshold)
-    coverage = WriteCoverage()
-    config = {"configurable": {"apigen_mt": configuration, "phase1": phase1}, "recursion_limit": 200}
-    context = RunContext(llm=runtime, dedup_index=index, coverage=coverage, chat_models=dict(chat_models or {}))
     prefix = id_prefix or domain
     items = [
         (_thread_id(f"{prefix}-{seed + i}"), {"domain": domain, "blueprint_id": f"{prefix}-{seed + i}", "seed": seed + i, "mode": mode})
         for i in range(n)
     ]
+    if database_url or workers is not None:
+        outcomes, llm = await _run_on_cluster(
+            build_phase1_graph(), 1, items, phase1, configuration, model, run_dir, chat_models, database_url, workers,
+            concurrency, observer,
+        )
+        result = phase1_result(outcomes, domain)
+        result.llm = llm
+        return result
+    configuration, runtime = await _open_runtime(configuration, model, run_dir, chat_models, phase_roles(1), observer)
+    index = DedupIndex(threshold=phase1.dedup_threshold)
+    coverage = WriteCoverage()
+    config = {"configurable": {"apigen_mt": configuration, "phase1": phase1}, "recursion_limit": 200}
+    context = RunContext(llm=runtime, dedup_index=index, coverage=coverage, chat_models=dict(chat_models or {}))
 
     async def seed_index(compiled: Any) -> None:
         if run_dir is not None:
@@ -146,6 +161,24 @@ async def arun_phase1(
     result = phase1_result(outcomes, domain)
     result.llm = llm
     return result
+
+
+async def _run_on_cluster(
+    builder: Any, phase: int, items: Sequence[tuple[str, Any]], settings: Any, configuration: Configuration | None,
+    model: str | None, run_dir: str | Path | None, chat_models: Any, database_url: str | None, workers: int | None,
+    concurrency: int, observer: RunObserver | None,
+) -> tuple[list[ThreadOutcome], dict[str, Any]]:
+    """A phase's items as jobs for workers (see :mod:`apigen_mt.cluster`)."""
+    from apigen_mt.cluster.coordinator import arun_cluster_phase
+
+    if chat_models:
+        raise ValueError("chat_models are objects of this process: workers cannot use them; "
+                         "name the models in the configuration (e.g. an OpenAI-compatible base URL)")
+    configuration = _resolve_configuration(configuration, model, run_dir)
+    return await arun_cluster_phase(
+        builder, phase, items, settings.model_dump(mode="json", exclude_unset=True), configuration, run_dir=run_dir,
+        database_url=database_url, workers=workers, concurrency=concurrency, observer=observer,
+    )
 
 
 async def _run_graph(
@@ -228,6 +261,10 @@ def run_phase1(domain: str, n: int, **kwargs: Any) -> Phase1Result:
         chat_models: ready chat models per role, bypassing the configuration for those roles.
         id_prefix: blueprint ids are ``<id_prefix>-<seed>`` (default: the domain name).
         observer: sees nodes, threads and model calls as they happen (progress, accounting).
+        database_url: run on Postgres: the requests become jobs that workers run
+            (``apigen-mt worker``, see :mod:`apigen_mt.cluster`); the database holds this run only.
+        workers: local worker processes to start (default with ``database_url``: one per core;
+            0: remote workers only); without ``database_url``, an embedded Postgres in ``run_dir``.
     """
     return asyncio.run(arun_phase1(domain, n, **kwargs))
 
@@ -271,6 +308,8 @@ async def arun_phase2(
     settings: Mapping[str, Any] | None = None,
     chat_models: Mapping[str, Any] | Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
     observer: RunObserver | None = None,
+    database_url: str | None = None,
+    workers: int | None = None,
 ) -> Phase2Result:
     """Async :func:`run_phase2`."""
     from apigen_mt.graphs.phase2 import build_phase2_graph
@@ -287,6 +326,14 @@ async def arun_phase2(
     if len({thread for thread, _ in items}) != len(items):
         raise ValueError("blueprint ids must be unique")
     phase2 = Phase2Settings.model_validate(dict(settings or {})) if not isinstance(settings, Phase2Settings) else settings
+    if database_url or workers is not None:
+        outcomes, llm = await _run_on_cluster(
+            build_phase2_graph(), 2, items, phase2, configuration, model, run_dir, chat_models, database_url, workers,
+            concurrency, observer,
+        )
+        result = phase2_result(outcomes)
+        result.llm = llm
+        return result
     configuration, runtime = await _open_runtime(
         configuration, model, run_dir, chat_models, phase_roles(2, phase2.best_of_n), observer
     )
@@ -334,7 +381,7 @@ def run_phase2(blueprints: Sequence[Mapping[str, Any]], **kwargs: Any) -> Phase2
             best_of_n, max_turns, ...).
         chat_models: ready chat models per role (``user``, ``user_critic``, ``assistant``),
             or a function of the blueprint returning them.
-        observer: as in :func:`run_phase1`.
+        observer, database_url, workers: as in :func:`run_phase1`.
 
     Returns the verified, unique conversations (OpenAI message form, tools, reward) and
     every failed one with its reasons (stop cause, state differences, missing outputs).

@@ -28,7 +28,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from apigen_mt.llm.budget import BudgetExceeded
 from apigen_mt.llm.tracing import run_config
 
-__all__ = ["CHECKPOINT_FILE", "NullObserver", "Observers", "RunObserver", "ThreadOutcome", "open_checkpointer", "run_threads"]
+__all__ = ["CHECKPOINT_FILE", "NullObserver", "Observers", "RunObserver", "ThreadOutcome", "open_checkpointer", "run_thread", "run_threads"]
 
 CHECKPOINT_FILE = "checkpoints.sqlite"
 DURABILITY = "async"
@@ -45,6 +45,7 @@ class ThreadOutcome:
     error: str | None = None
     resumed: bool = False
     reused: bool = False
+    budget_spent: bool = False
 
     @property
     def ok(self) -> bool:
@@ -199,6 +200,19 @@ async def _run_one(
     return ThreadOutcome(thread_id, dict(values), resumed=started)
 
 
+async def run_thread(
+    compiled: Any, thread_id: str, request: Any, config: RunnableConfig | Mapping[str, Any] | None, context: Any,
+    observer: RunObserver | None = None,
+) -> ThreadOutcome:
+    """Run (or resume, or reuse) one thread; an exception becomes the outcome's ``error``."""
+    try:
+        return await _run_one(compiled, thread_id, request, config, context, observer)
+    except BudgetExceeded as exc:
+        return ThreadOutcome(thread_id, None, f"budget: {exc}", budget_spent=True)
+    except Exception as exc:  # one item's failure must not lose the others
+        return ThreadOutcome(thread_id, None, f"{type(exc).__name__}: {exc}")
+
+
 async def run_threads(
     compiled: Any,
     items: Iterable[tuple[str, Any]],
@@ -235,11 +249,11 @@ async def run_threads(
     async def guarded(thread_id: str, request: Any) -> ThreadOutcome:
         try:
             item_context = context(thread_id, request) if callable(context) else context
-            return await _run_one(compiled, thread_id, request, config, item_context, observer)
-        except BudgetExceeded as exc:
-            stop.append(str(exc))
-            return ThreadOutcome(thread_id, None, f"budget: {exc}")
-        except Exception as exc:  # one item's failure must not lose the others
+        except Exception as exc:  # e.g. models that cannot be built for this item
             return ThreadOutcome(thread_id, None, f"{type(exc).__name__}: {exc}")
+        outcome = await run_thread(compiled, thread_id, request, config, item_context, observer)
+        if outcome.budget_spent:
+            stop.append(outcome.error.removeprefix("budget: "))
+        return outcome
 
     return list(await asyncio.gather(*(one(thread_id, request) for thread_id, request in items)))

@@ -15,3 +15,16 @@ def retail():
 @pytest.fixture(scope="session")
 def airline():
     return get_domain("airline")
+
+
+@pytest.fixture(scope="session")
+def postgres_databases():
+    """Fresh Postgres databases (``.fresh()`` -> URL), all dropped at the end of the session."""
+    from postgres_fixture import Databases, postgres_server
+
+    with postgres_server() as admin_url:
+        databases = Databases(admin_url)
+        try:
+            yield databases
+        finally:
+            databases.drop_all()

@@ -25,6 +25,7 @@ from apigen_mt.cli.domain_commands import (
 )
 from apigen_mt.cli.output_commands import cmd_export, cmd_report
 from apigen_mt.cli.run_commands import add_generate_arguments, cmd_generate, cmd_resume
+from apigen_mt.cli.worker_command import add_worker_arguments, cmd_worker
 from apigen_mt.domains.base import DomainError
 
 __all__ = ["build_parser", "main"]
@@ -159,6 +160,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path, metavar="DIR")
     p.add_argument("extra", nargs=argparse.REMAINDER, metavar="FLAGS", help="flags added to the saved command")
     p.set_defaults(handler=cmd_resume)
+
+    p = sub.add_parser(
+        "worker",
+        help="run a cluster run's jobs on this machine until stopped (see README, Scaling out)",
+        description="Takes jobs of the run in --database-url (started by `generate --database-url`) and runs "
+        "them with this machine's domains and configuration, which must match the run's. SIGTERM or Ctrl-C "
+        "stops it cleanly; a killed worker's jobs are retried by the others.",
+    )
+    add_worker_arguments(p)
+    p.set_defaults(handler=cmd_worker)
 
     p = sub.add_parser("export", help="write a run's results in a trainer's or benchmark's format")
     p.add_argument("run_dir", type=Path, metavar="DIR")

@@ -43,6 +43,12 @@ def add_generate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--best-of-n", type=int, default=4, help="user-message candidates per turn in Phase 2 (default 4)")
     p.add_argument("--blueprints-file", type=Path, metavar="FILE", help="Phase 2 on these blueprints (JSONL)")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    p.add_argument("--database-url", default=os.environ.get("APIGEN_MT_DATABASE_URL"), metavar="URL",
+                   help="run on this Postgres database: the work items become jobs for workers (`apigen-mt worker`); "
+                   "default $APIGEN_MT_DATABASE_URL; one database per run")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="local worker processes (default with --database-url: one per core; 0: remote workers only); "
+                   "without --database-url an embedded Postgres is started in the run directory")
     p.add_argument("--progress", choices=["auto", "live", "lines", "off"], default="auto",
                    help="live panel on a terminal, plain lines elsewhere (auto), or force one")
 
@@ -69,14 +75,19 @@ def _print_errors(errors: dict[str, str], most: int = 3) -> None:
 
 def _public_argv(argv: list[str]) -> list[str]:
     """The command as typed, with credentials and query strings cut out of --base-url URLs
-    (a resume then needs them again: pass them after the run directory)."""
-    public, url_next = [], False
+    and the password out of --database-url (a resume then needs them again: pass them after
+    the run directory, or the password in $PGPASSWORD)."""
+    from apigen_mt.cluster.database import public_database_url
+
+    redact = {"--base-url": _redact_role_url, "--database-url": public_database_url}
+    public, next_flag = [], None
     for item in argv:
-        if url_next:
-            item = _redact_role_url(item)
-        elif item.startswith("--base-url="):
-            item = "--base-url=" + _redact_role_url(item.removeprefix("--base-url="))
-        url_next = item == "--base-url"
+        flag, sep, value = item.partition("=")
+        if next_flag is not None:
+            item = redact[next_flag](item)
+        elif sep and flag in redact:
+            item = f"{flag}={redact[flag](value)}"
+        next_flag = item if item in redact else None
         public.append(item)
     return public
 
@@ -109,6 +120,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     """Exit status: 0 when every item finished (kept or rejected), 2 for a usage or
     configuration error (a model that cannot be built included: found before any work),
     :data:`EXIT_UNFINISHED` when items did not finish, 130 after Ctrl-C."""
+    from apigen_mt.cluster.database import DatabaseError
     from apigen_mt.configuration import ConfigurationError, config_from_args
     from apigen_mt.domains.registry import get_domain, is_builtin
     from apigen_mt.llm.preflight import model_problems
@@ -159,7 +171,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         print(f"\ninterrupted: finished steps are kept in {args.run_dir}; to finish the run:\n"
               f"  apigen-mt resume {args.run_dir}", file=sys.stderr)
         return 130
-    except (ValueError, ConfigurationError) as error:
+    except (ValueError, ConfigurationError, DatabaseError) as error:
         store.add_event(session, "failed", phase=phase, error=str(error))
         return fail(str(error))
     unfinished = store.counts()["errors"]
@@ -192,7 +204,7 @@ def _generate_phase1(args: argparse.Namespace, config: Any, store: Any, session:
     with _progress(args, 1, args.blueprints) as progress, LiveStoreWriter(args.run_dir, f"{session}/phase1", "phase1", save) as live:
         result = run_phase1(args.domain, args.blueprints, mode=args.mode, seed=args.seed, concurrency=args.concurrency,
                             run_dir=args.run_dir, configuration=config, settings=settings,
-                            observer=Observers(progress, live))
+                            observer=Observers(progress, live), **_cluster(args))
     store.save_phase1(result)
     kept = write_jsonl(store.accepted_blueprints(), args.run_dir / "blueprints.jsonl")
     summary = result.summary()
@@ -219,7 +231,7 @@ def _generate_phase2(args: argparse.Namespace, config: Any, store: Any, session:
     print(f"phase 2: {len(blueprints)} blueprints ...", flush=True)
     with _progress(args, 2, len(blueprints)) as progress, LiveStoreWriter(args.run_dir, f"{session}/phase2", "phase2", save) as live:
         result = run_phase2(blueprints, concurrency=args.concurrency, run_dir=args.run_dir, configuration=config,
-                            settings={"best_of_n": args.best_of_n}, observer=Observers(progress, live))
+                            settings={"best_of_n": args.best_of_n}, observer=Observers(progress, live), **_cluster(args))
     store.save_phase2(result)
     summary = result.summary()
     store.add_event(session, "finished", phase="phase2", **summary)
@@ -227,6 +239,11 @@ def _generate_phase2(args: argparse.Namespace, config: Any, store: Any, session:
     print(f"phase 2: {count} verified conversations, {summary['failed_conversations']} failed "
           f"(by stop: {summary['failed_by_stop']}), {summary['errors']} unfinished", flush=True)
     _print_errors(result.errors)
+
+
+def _cluster(args: argparse.Namespace) -> dict[str, Any]:
+    """The cluster-mode arguments of the API calls (none: one process on SQLite)."""
+    return {"database_url": args.database_url or None, "workers": args.workers}
 
 
 def _write_report(run_dir: Path) -> None:
