@@ -16,6 +16,7 @@ The TOML file is ``--config FILE``, else ``$APIGEN_MT_CONFIG``, else ``./apigen-
 it exists::
 
     run_dir = "runs"
+    database_url = "postgresql://db.example:5432/apigen"   # optional: cluster mode (see apigen_mt.cluster)
 
     [models]
     all = "local"                       # optional: every role, before the entries below
@@ -51,6 +52,7 @@ keys or ``--set`` flags)::
     APIGEN_MT_BUDGET_MAX_CALLS / _MAX_TOKENS  the per-run LLM budget ("none": unlimited)
     APIGEN_MT_CACHE=0|1, APIGEN_MT_CACHE_PATH the response cache
     APIGEN_MT_RUN_DIR                         where runs (and by default the cache) live
+    APIGEN_MT_DATABASE_URL                    a Postgres database: run in cluster mode
 
 An unknown ``APIGEN_MT_<ROLE>_...`` variable (a typo such as ``APIGEN_MT_GENERATOR_MODLE``) is
 logged as a warning, not an error: other parts of apigen-mt may define their own variables.
@@ -459,6 +461,7 @@ class Configuration(BaseModel):
     budget: BudgetSettings = Field(default_factory=BudgetSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     run_dir: Path = Path("runs")
+    database_url: str | None = Field(None, description="Postgres: the run's work items become jobs for workers")
     sources: tuple[str, ...] = Field(("defaults",), description="where the values came from, in order")
     templates: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
@@ -487,6 +490,7 @@ class Configuration(BaseModel):
             "budget": self.budget.model_dump(mode="json"),
             "cache": {"enabled": self.cache.enabled, "path": str(self.cache_path)},
             "run_dir": str(self.run_dir),
+            "database_url": _public_database_url(self.database_url) if self.database_url else None,
             "sources": list(self.sources),
         }
 
@@ -682,7 +686,7 @@ def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
     return _normalize_layer(flat, "environment") if flat else {}
 
 
-_GLOBAL_KEYS = {"budget_max_calls", "budget_max_tokens", "cache", "cache_path", "run_dir"}
+_GLOBAL_KEYS = {"budget_max_calls", "budget_max_tokens", "cache", "cache_path", "run_dir", "database_url"}
 
 
 def _role_of(key: str) -> tuple[str, str] | None:
@@ -730,7 +734,7 @@ def _normalize_layer(data: Mapping[str, Any], source: str, *, nested_only: bool 
     """One source (TOML table, env, overrides, configurable) in the merged shape."""
     out: dict[str, Any] = {"models": {}}
     models = out["models"]
-    allowed_top = {"models", "budget", "cache", "run_dir"}
+    allowed_top = {"models", "budget", "cache", "run_dir", "database_url"}
     for key, value in data.items():
         if value is None and not nested_only:
             continue  # an unset flag / empty configurable entry: keep the lower layer's value
@@ -746,8 +750,8 @@ def _normalize_layer(data: Mapping[str, Any], source: str, *, nested_only: bool 
             out["budget"] = {**out.get("budget", {}), **value}
         elif key == "cache" and isinstance(value, Mapping):
             out["cache"] = {**out.get("cache", {}), **value}
-        elif key == "run_dir":
-            out["run_dir"] = value
+        elif key in ("run_dir", "database_url"):
+            out[key] = value
         elif key == "cache":
             out.setdefault("cache", {})["enabled"] = value
         elif nested_only:
@@ -825,6 +829,7 @@ def _build(layers: Iterable[tuple[str, dict[str, Any]]], base: Configuration | N
         budget: dict[str, Any] = {}
         cache: dict[str, Any] = {}
         run_dir: Any = Path("runs")
+        database_url = None
         sources = ["defaults"]
     else:
         state = {role: getattr(base.models, role).model_dump(exclude_defaults=False) for role in SINGLE_ROLES}
@@ -832,6 +837,7 @@ def _build(layers: Iterable[tuple[str, dict[str, Any]]], base: Configuration | N
         budget = base.budget.model_dump()
         cache = base.cache.model_dump()
         run_dir = base.run_dir
+        database_url = base.database_url
         sources = list(base.sources)
     templates = base.templates if base is not None else {}
     all_acc: dict[str, Any] = dict(templates.get("all", {}))
@@ -859,16 +865,24 @@ def _build(layers: Iterable[tuple[str, dict[str, Any]]], base: Configuration | N
             cache.update(layer.get("cache", {}))
             if "run_dir" in layer:
                 run_dir = layer["run_dir"]
+            database_url = layer.get("database_url", database_url) or None
         return Configuration.model_validate({
             "models": {**state, "reviewers": reviewers},
             "budget": budget,
             "cache": cache,
             "run_dir": run_dir,
+            "database_url": database_url,
             "sources": tuple(sources),
             "templates": {"all": all_acc, "reviewers_all": reviewers_all_acc},
         })
     except ValidationError as error:
         raise ConfigurationError(_explain(error, f"configuration (sources: {', '.join(sources)})")) from None
+
+
+def _public_database_url(url: str) -> str:
+    from apigen_mt.cluster.database import public_database_url
+
+    return public_database_url(url)
 
 
 def _explain(error: ValidationError, where: str) -> str:

@@ -8,8 +8,8 @@ process: loading pristine data is the expensive part, and environments fork from
 
 from __future__ import annotations
 
-import functools
 import importlib
+import threading
 from collections.abc import Callable, Mapping
 
 from apigen_mt.domains.base import Domain, DomainError
@@ -45,9 +45,22 @@ def is_builtin(name: str) -> bool:
     return name in BUILTIN or name.startswith(BFCL_ENTRY_PREFIX)
 
 
-@functools.cache
+_LOADED: dict[str, Domain] = {}
+_LOADING = threading.RLock()  # threads asking at once for a domain wait for one build, not build it each
+
+
 def get_domain(name: str) -> Domain:
     """The domain called ``name`` (built-in) or defined by the module at import path ``name``."""
+    domain = _LOADED.get(name)
+    if domain is None:
+        with _LOADING:
+            domain = _LOADED.get(name)
+            if domain is None:
+                domain = _LOADED[name] = _load(name)
+    return domain
+
+
+def _load(name: str) -> Domain:
     if name in BUILTIN:
         return BUILTIN[name][0]()
     if name.startswith(BFCL_ENTRY_PREFIX):  # one BFCL multi-turn scenario, e.g. bfcl.multi_turn_base_7

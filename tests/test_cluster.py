@@ -132,6 +132,21 @@ def test_a_cluster_run_equals_the_in_process_run_and_resumes_without_a_request(t
     assert len(threads) == len(set(threads)) == 6
 
 
+def test_workers_without_a_database_url_use_an_embedded_postgres_in_the_run_directory(tmp_path, monkeypatch):
+    monkeypatch.delenv("APIGEN_MT_DATABASE_URL", raising=False)
+    oracle = Oracles()
+    with OpenAIStubServer(oracle.script(n=2), max_lifetime=300) as stub:
+        baseline, paid = _baseline(stub, tmp_path)
+        run_dir = tmp_path / "cluster"
+        before = len(stub.chat_requests)
+        assert main(_args(stub, run_dir, cache=True) + ["--workers", "2", "--no-report"]) == 0
+        assert len(stub.chat_requests) - before == paid
+        assert main(["resume", str(run_dir), "--no-report"]) == 0  # starts it again, on the same data
+        assert len(stub.chat_requests) - before == paid
+    _assert_as_baseline(run_dir, baseline)
+    assert (run_dir / "postgres" / "PG_VERSION").exists() and "--database-url" not in (run_dir / "config.json").read_text()
+
+
 def test_two_workers_running_threads_together_give_the_baseline_s_items(tmp_path, postgres_databases):
     url = postgres_databases.fresh()
     oracle = Oracles()
@@ -183,6 +198,49 @@ def test_a_sigkilled_worker_s_threads_are_retried_on_another_and_nothing_is_lost
     for thread in retried:  # finished by the survivor, started only after the kill (never two at once)
         later = [(worker, started) for t, worker, started, ended in attempts if t == thread and ended is not None]
         assert len(later) == 1 and later[0][0] == "survivor" and later[0][1] > killed[0] - 0.5
+
+
+def test_a_sigkilled_local_worker_is_replaced_and_its_threads_queued_again_at_once(tmp_path, postgres_databases,
+                                                                                  monkeypatch):
+    """A local worker's death is seen by its coordinator: no wait for a stale heartbeat (made
+    an hour here, so the run could only finish by the immediate retry)."""
+    from apigen_mt.cluster import coordinator
+
+    monkeypatch.setattr(coordinator, "STALLED_AFTER_S", 3600.0)
+    url = postgres_databases.fresh()
+    oracle = Oracles()
+    with OpenAIStubServer(oracle.script(n=5), latency=LATENCY, max_lifetime=600) as stub:
+        baseline, paid = _baseline(stub, tmp_path, blueprints=6)
+        start = len(stub.chat_requests)
+        victim = f"local-0-{os.getpid()}"
+        killed: list[int] = []
+
+        def kill_mid_run() -> None:
+            while len(stub.chat_requests) < start + paid // 3:
+                time.sleep(0.01)
+            found = subprocess.run(["pgrep", "-f", "--", f"--name {victim} "], capture_output=True, text=True).stdout.split()
+            for pid in found:
+                os.kill(int(pid), signal.SIGKILL)
+                killed.append(int(pid))
+
+        threading.Thread(target=kill_mid_run, daemon=True).start()
+        run_dir = tmp_path / "cluster"
+        status: list[int] = []
+        runner = threading.Thread(target=lambda: status.append(main(
+            _args(stub, run_dir, cache=True) + ["--blueprints", "6", "--database-url", url, "--workers", "2",
+                                                "--no-report", "--progress", "off"])), daemon=True)
+        runner.start()
+        runner.join(timeout=300)
+        assert status == [0], "the run did not finish: the dead worker's threads were not queued again"
+        spent = len(stub.chat_requests) - start
+    assert len(killed) == 1
+    _assert_as_baseline(run_dir, baseline)
+    assert paid <= spent <= paid + 2 * JUDGES, (spent, paid)
+    attempts = _attempts(url)
+    retried = {thread for thread, worker, _, ended in attempts if worker == victim and ended is None}
+    assert retried, "the kill landed after the victim's last thread"
+    assert all(any(t == thread and ended is not None for t, _, _, ended in attempts) for thread in retried)
+    assert (run_dir / "workers" / "worker-2.log").exists()  # the replacement
 
 
 def test_a_sigkilled_coordinator_is_resumed_and_nothing_is_lost(tmp_path, postgres_databases):

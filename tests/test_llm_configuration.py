@@ -303,3 +303,16 @@ def test_cli_flags_are_the_top_layer(tmp_path):
         config_from_args(parser.parse_args(["--model", "critic=local"]), env={})
     with pytest.raises(ConfigurationError, match="unknown setting"):
         config_from_args(parser.parse_args(["--set", "generator_colour=red"]), env={})
+
+
+def test_the_database_url_comes_from_the_toml_file_or_the_environment_and_is_written_without_its_password(tmp_path):
+    toml = 'database_url = "postgresql://ann:s3cret@db.example:5432/runs"\n'
+    config = load(tmp_path, toml)
+    assert config.database_url == "postgresql://ann:s3cret@db.example:5432/runs"
+    assert config.public_dict()["database_url"] == "postgresql://ann@db.example:5432/runs"
+    assert "s3cret" not in json.dumps(config.public_dict())
+    env = {"APIGEN_MT_DATABASE_URL": "postgresql://127.0.0.1/other?password=pw"}
+    config = load(tmp_path, toml, env)
+    assert config.database_url == env["APIGEN_MT_DATABASE_URL"]  # the environment > the file
+    assert config.public_dict()["database_url"] == "postgresql://127.0.0.1/other"
+    assert load(tmp_path, "").database_url is None and load(tmp_path, "").public_dict()["database_url"] is None

@@ -43,9 +43,9 @@ def add_generate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--best-of-n", type=int, default=4, help="user-message candidates per turn in Phase 2 (default 4)")
     p.add_argument("--blueprints-file", type=Path, metavar="FILE", help="Phase 2 on these blueprints (JSONL)")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
-    p.add_argument("--database-url", default=os.environ.get("APIGEN_MT_DATABASE_URL"), metavar="URL",
+    p.add_argument("--database-url", metavar="URL",
                    help="run on this Postgres database: the work items become jobs for workers (`apigen-mt worker`); "
-                   "default $APIGEN_MT_DATABASE_URL; one database per run")
+                   "default $APIGEN_MT_DATABASE_URL, else database_url in the TOML file; one database per run")
     p.add_argument("--workers", type=int, metavar="N",
                    help="local worker processes (default with --database-url: one per core; 0: remote workers only); "
                    "without --database-url an embedded Postgres is started in the run directory")
@@ -204,7 +204,7 @@ def _generate_phase1(args: argparse.Namespace, config: Any, store: Any, session:
     with _progress(args, 1, args.blueprints) as progress, LiveStoreWriter(args.run_dir, f"{session}/phase1", "phase1", save) as live:
         result = run_phase1(args.domain, args.blueprints, mode=args.mode, seed=args.seed, concurrency=args.concurrency,
                             run_dir=args.run_dir, configuration=config, settings=settings,
-                            observer=Observers(progress, live), **_cluster(args))
+                            observer=Observers(progress, live), **_cluster(args, config))
     store.save_phase1(result)
     kept = write_jsonl(store.accepted_blueprints(), args.run_dir / "blueprints.jsonl")
     summary = result.summary()
@@ -231,7 +231,7 @@ def _generate_phase2(args: argparse.Namespace, config: Any, store: Any, session:
     print(f"phase 2: {len(blueprints)} blueprints ...", flush=True)
     with _progress(args, 2, len(blueprints)) as progress, LiveStoreWriter(args.run_dir, f"{session}/phase2", "phase2", save) as live:
         result = run_phase2(blueprints, concurrency=args.concurrency, run_dir=args.run_dir, configuration=config,
-                            settings={"best_of_n": args.best_of_n}, observer=Observers(progress, live), **_cluster(args))
+                            settings={"best_of_n": args.best_of_n}, observer=Observers(progress, live), **_cluster(args, config))
     store.save_phase2(result)
     summary = result.summary()
     store.add_event(session, "finished", phase="phase2", **summary)
@@ -241,9 +241,9 @@ def _generate_phase2(args: argparse.Namespace, config: Any, store: Any, session:
     _print_errors(result.errors)
 
 
-def _cluster(args: argparse.Namespace) -> dict[str, Any]:
+def _cluster(args: argparse.Namespace, config: Any) -> dict[str, Any]:
     """The cluster-mode arguments of the API calls (none: one process on SQLite)."""
-    return {"database_url": args.database_url or None, "workers": args.workers}
+    return {"database_url": args.database_url or config.database_url, "workers": args.workers}
 
 
 def _write_report(run_dir: Path) -> None:

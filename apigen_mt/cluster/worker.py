@@ -19,7 +19,7 @@ import socket
 from typing import Any
 
 from apigen_mt.cluster.database import (
-    DatabaseError, NoRunYet, check_run, connect, public_database_url, record_refusal, run_identity,
+    DatabaseError, NoRunYet, check_run, public_database_url, record_refusal, run_identity,
 )
 from apigen_mt.cluster.jobs import HEARTBEAT_S, QUEUE, TASK, domain_fingerprint, make_app
 from apigen_mt.configuration import Configuration
@@ -42,7 +42,7 @@ class _Worker:
     """The live objects of one worker process, made once and shared by its jobs."""
 
     def __init__(self, url: str, configuration: Configuration, saver: Any, name: str) -> None:
-        from apigen_mt.cluster.shared import SharedBudget, SharedCoverage, SharedResponseCache, call_log_sink
+        from apigen_mt.cluster.shared import SharedBudget, SharedCoverage, SharedResponseCache, _Connection, call_log_sink
         from apigen_mt.graphs.phase1 import build_phase1_graph
         from apigen_mt.graphs.phase2 import build_phase2_graph
         from apigen_mt.llm.accounting import CallRecorder
@@ -54,6 +54,7 @@ class _Worker:
             cache=SharedResponseCache(url) if configuration.cache.enabled else None,
         )
         self.coverage = SharedCoverage(url)
+        self._db = _Connection(url)  # the attempts and outcomes (a connection per statement cost more than the job)
         self.graphs = {1: build_phase1_graph().compile(checkpointer=saver), 2: build_phase2_graph().compile(checkpointer=saver)}
         self._contexts: dict[float, Any] = {}
         self._domains: dict[str, str] = {}
@@ -91,12 +92,12 @@ class _Worker:
 
     def _attempt(self, thread_id: str) -> int:
         """Note who runs ``thread_id`` since when (``apigen_attempts``: which worker ran what)."""
-        with connect(self.url) as connection:
+        with self._db.use() as connection:
             return connection.execute("INSERT INTO apigen_attempts (thread_id, worker) VALUES (%s, %s) RETURNING seq",
                                       (thread_id, self.name)).fetchone()[0]
 
     def _record(self, attempt: int, thread_id: str, error: str | None) -> None:
-        with connect(self.url) as connection, connection.transaction():
+        with self._db.use() as connection, connection.transaction():
             connection.execute("UPDATE apigen_attempts SET ended = clock_timestamp() WHERE seq = %s", (attempt,))
             connection.execute(
                 "INSERT INTO apigen_outcomes (thread_id, error, worker) VALUES (%s, %s, %s) ON CONFLICT (thread_id)"

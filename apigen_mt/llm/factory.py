@@ -644,6 +644,7 @@ class LLMRuntime:
         self._models: dict[Any, BaseChatModel] = {}
         self._clients: list[Any] = []
         self._lock = threading.Lock()
+        self._building = threading.Lock()
 
     @classmethod
     def from_configuration(cls, config: Configuration, **kwargs: Any) -> LLMRuntime:
@@ -679,9 +680,13 @@ class LLMRuntime:
         with self._lock:
             model = self._models.get(memo)
         if model is None:
-            model = make_chat_model(spec, role, runtime=self, **kwargs)
-            with self._lock:
-                model = self._models.setdefault(memo, model)
+            with self._building:  # the run's first threads ask together: one builds (clients, TLS context)
+                with self._lock:
+                    model = self._models.get(memo)
+                if model is None:
+                    model = make_chat_model(spec, role, runtime=self, **kwargs)
+                    with self._lock:
+                        model = self._models.setdefault(memo, model)
         return model
 
     def role_model(self, config: Configuration, role: str, index: int = 0) -> BaseChatModel:

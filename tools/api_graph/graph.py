@@ -7,6 +7,7 @@ edges, pruning drops some, and entry points mark where walks may start.
 from __future__ import annotations
 
 import random
+import threading
 import weakref
 from pathlib import Path
 from typing import Any
@@ -188,13 +189,17 @@ def _entry_tools(domain: Domain) -> list[str] | None:
 
 
 _CACHE: weakref.WeakKeyDictionary[Domain, ApiGraph] = weakref.WeakKeyDictionary()
+_CACHE_LOCK = threading.Lock()  # concurrent first callers wait for one build instead of each building
 
 
 def api_graph(domain: Domain) -> ApiGraph:
     """The dependency graph of ``domain``, built once per domain object (cached)."""
     graph = _CACHE.get(domain)
     if graph is None:
-        graph = _CACHE[domain] = build_api_graph(domain)
+        with _CACHE_LOCK:
+            graph = _CACHE.get(domain)
+            if graph is None:
+                graph = _CACHE[domain] = build_api_graph(domain)
     return graph
 
 

@@ -18,6 +18,7 @@ seed.
 from __future__ import annotations
 
 import random
+import threading
 import weakref
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -143,6 +144,7 @@ class ContextSampler:
 _SAMPLERS: weakref.WeakKeyDictionary[Domain, dict[SamplerConfig, ContextSampler]] = (
     weakref.WeakKeyDictionary()
 )
+_SAMPLERS_LOCK = threading.Lock()  # a run's first prepares come together: one builds, the rest wait
 
 
 def context_sampler(
@@ -151,10 +153,14 @@ def context_sampler(
     """The (cached) context sampler of ``domain`` for ``config``."""
     if not isinstance(config, SamplerConfig):
         config = SamplerConfig.from_mapping(config)
-    per_domain = _SAMPLERS.setdefault(domain, {})
-    if config not in per_domain:
-        per_domain[config] = ContextSampler(domain, config)
-    return per_domain[config]
+    sampler = _SAMPLERS.get(domain, {}).get(config)
+    if sampler is None:
+        with _SAMPLERS_LOCK:
+            per_domain = _SAMPLERS.setdefault(domain, {})
+            if config not in per_domain:
+                per_domain[config] = ContextSampler(domain, config)
+            sampler = per_domain[config]
+    return sampler
 
 
 def sample_context(
