@@ -33,7 +33,7 @@ from apigen_mt.cluster.database import connect
 from apigen_mt.llm.accounting import CallRecord
 from apigen_mt.llm.budget import BudgetExceeded, Reservation
 from apigen_mt.llm.cache import _decode, _encode
-from apigen_mt.tools.coverage import GIVE_UP
+from apigen_mt.tools.coverage import GIVE_UP, WriteCoverage
 from apigen_mt.tools.dedup import DEFAULT_THRESHOLD, DedupIndex, DuplicateMatch, action_signature
 
 __all__ = ["SharedBudget", "SharedCoverage", "SharedDedupIndex", "SharedResponseCache", "call_log_sink", "call_records",
@@ -324,14 +324,7 @@ class SharedCoverage:
                 connection.execute("UPDATE apigen_coverage SET count = count + 1 WHERE write = %s", (choice,))
         return choice
 
-    def pick_many(self, rng: random.Random, candidates: Sequence[str], k: int) -> list[str]:
-        chosen: list[str] = []
-        for _ in range(min(k, len(set(candidates)))):
-            choice = self.pick(rng, candidates, exclude=chosen)
-            if choice is None:
-                break
-            chosen.append(choice)
-        return chosen
+    pick_many = WriteCoverage.pick_many  # k distinct picks, each through this class's pick
 
     def add(self, writes: Iterable[str]) -> None:
         names = list(writes)
