@@ -187,8 +187,11 @@ async def run_threads_on_cluster(
         while len(outcomes) < len(items):
             waiting = [(t, r) for t, r in items if t not in outcomes]
             queued = await asyncio.to_thread(_queued, url, [t for t, _ in waiting])
+            # A worker writes a thread's outcome before its job leaves 'doing': asked after the
+            # queue, the outcomes hold every thread that left it, so none is queued twice.
+            await collect(await asyncio.to_thread(_finished, url, [t for t, _ in waiting if t not in queued]))
             for thread_id, request in waiting:
-                if thread_id in queued:
+                if thread_id in queued or thread_id in outcomes:
                     continue
                 domain = _domain_of(phase, request)
                 if domain not in fingerprints:
