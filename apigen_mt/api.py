@@ -122,6 +122,7 @@ async def arun_phase1(
     observer: RunObserver | None = None,
     database_url: str | None = None,
     workers: int | None = None,
+    cluster: Any = None,
 ) -> Phase1Result:
     """Async :func:`run_phase1`."""
     from apigen_mt.graphs.phase1 import build_phase1_graph
@@ -136,10 +137,10 @@ async def arun_phase1(
         (_thread_id(f"{prefix}-{seed + i}"), {"domain": domain, "blueprint_id": f"{prefix}-{seed + i}", "seed": seed + i, "mode": mode})
         for i in range(n)
     ]
-    if database_url or workers is not None:
+    if database_url or workers is not None or cluster is not None:
         outcomes, llm = await _run_on_cluster(
             build_phase1_graph(), 1, items, phase1, configuration, model, run_dir, chat_models, database_url, workers,
-            concurrency, observer,
+            concurrency, observer, cluster,
         )
         result = phase1_result(outcomes, domain)
         result.llm = llm
@@ -166,9 +167,10 @@ async def arun_phase1(
 async def _run_on_cluster(
     builder: Any, phase: int, items: Sequence[tuple[str, Any]], settings: Any, configuration: Configuration | None,
     model: str | None, run_dir: str | Path | None, chat_models: Any, database_url: str | None, workers: int | None,
-    concurrency: int, observer: RunObserver | None,
+    concurrency: int, observer: RunObserver | None, cluster: Any,
 ) -> tuple[list[ThreadOutcome], dict[str, Any]]:
-    """A phase's items as jobs for workers (see :mod:`apigen_mt.cluster`)."""
+    """A phase's items as jobs for workers (see :mod:`apigen_mt.cluster`), on ``cluster`` when
+    one is open (a :class:`~apigen_mt.cluster.coordinator.LocalCluster`)."""
     from apigen_mt.cluster.coordinator import arun_cluster_phase
 
     if chat_models:
@@ -177,7 +179,7 @@ async def _run_on_cluster(
     configuration = _resolve_configuration(configuration, model, run_dir)
     return await arun_cluster_phase(
         builder, phase, items, settings.model_dump(mode="json", exclude_unset=True), configuration, run_dir=run_dir,
-        database_url=database_url, workers=workers, concurrency=concurrency, observer=observer,
+        database_url=database_url, workers=workers, concurrency=concurrency, observer=observer, cluster=cluster,
     )
 
 
@@ -265,6 +267,9 @@ def run_phase1(domain: str, n: int, **kwargs: Any) -> Phase1Result:
             (``apigen-mt worker``, see :mod:`apigen_mt.cluster`); the database holds this run only.
         workers: local worker processes to start (default with ``database_url``: one per core;
             0: remote workers only); without ``database_url``, an embedded Postgres in ``run_dir``.
+        cluster: an open :class:`~apigen_mt.cluster.coordinator.LocalCluster` (the database and
+            local workers) used instead of ``database_url`` and ``workers``: one for both phases
+            starts the workers and an embedded server once.
     """
     return asyncio.run(arun_phase1(domain, n, **kwargs))
 
@@ -310,6 +315,7 @@ async def arun_phase2(
     observer: RunObserver | None = None,
     database_url: str | None = None,
     workers: int | None = None,
+    cluster: Any = None,
 ) -> Phase2Result:
     """Async :func:`run_phase2`."""
     from apigen_mt.graphs.phase2 import build_phase2_graph
@@ -326,10 +332,10 @@ async def arun_phase2(
     if len({thread for thread, _ in items}) != len(items):
         raise ValueError("blueprint ids must be unique")
     phase2 = Phase2Settings.model_validate(dict(settings or {})) if not isinstance(settings, Phase2Settings) else settings
-    if database_url or workers is not None:
+    if database_url or workers is not None or cluster is not None:
         outcomes, llm = await _run_on_cluster(
             build_phase2_graph(), 2, items, phase2, configuration, model, run_dir, chat_models, database_url, workers,
-            concurrency, observer,
+            concurrency, observer, cluster,
         )
         result = phase2_result(outcomes)
         result.llm = llm

@@ -111,6 +111,7 @@ def test_a_cluster_run_equals_the_in_process_run_and_resumes_without_a_request(t
         before = len(stub.chat_requests)
         assert main(args) == 0
         out = capsys.readouterr().out
+        worker_log = (run_dir / "workers" / "worker-0.log").read_text()
         assert len(stub.chat_requests) - before == paid
         assert main(["resume", str(run_dir)]) == 0  # everything finished: no request, the same data
         assert len(stub.chat_requests) - before == paid
@@ -130,6 +131,8 @@ def test_a_cluster_run_equals_the_in_process_run_and_resumes_without_a_request(t
     assert url in (run_dir / "config.json").read_text()
     threads = [row[0] for row in _attempts(url)]
     assert len(threads) == len(set(threads)) == 6
+    # one worker, started once for the run, ran both phases
+    assert worker_log.count("taking jobs from") == 1, worker_log
 
 
 def test_workers_without_a_database_url_use_an_embedded_postgres_in_the_run_directory(tmp_path, monkeypatch):

@@ -160,12 +160,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     store.add_event(session, "started", argv=argv)
     phase = None
     try:
-        if args.phase in ("1", "all"):
-            phase = "phase1"
-            _generate_phase1(args, config, store, session)
-        if args.phase in ("2", "all"):
-            phase = "phase2"
-            _generate_phase2(args, config, store, session)
+        with _cluster(args, config) as cluster:
+            if args.phase in ("1", "all"):
+                phase = "phase1"
+                _generate_phase1(args, config, store, session, cluster)
+            if args.phase in ("2", "all"):
+                phase = "phase2"
+                _generate_phase2(args, config, store, session, cluster)
     except KeyboardInterrupt:
         store.add_event(session, "interrupted", phase=phase)
         print(f"\ninterrupted: finished steps are kept in {args.run_dir}; to finish the run:\n"
@@ -187,7 +188,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _generate_phase1(args: argparse.Namespace, config: Any, store: Any, session: str) -> None:
+def _generate_phase1(args: argparse.Namespace, config: Any, store: Any, session: str, cluster: Any) -> None:
     """Phase 1 with the progress display and the live store, then its files and summary."""
     from apigen_mt.api import phase1_result, run_phase1
     from apigen_mt.export import write_jsonl
@@ -204,7 +205,7 @@ def _generate_phase1(args: argparse.Namespace, config: Any, store: Any, session:
     with _progress(args, 1, args.blueprints) as progress, LiveStoreWriter(args.run_dir, f"{session}/phase1", "phase1", save) as live:
         result = run_phase1(args.domain, args.blueprints, mode=args.mode, seed=args.seed, concurrency=args.concurrency,
                             run_dir=args.run_dir, configuration=config, settings=settings,
-                            observer=Observers(progress, live), **_cluster(args, config))
+                            observer=Observers(progress, live), cluster=cluster)
     store.save_phase1(result)
     kept = write_jsonl(store.accepted_blueprints(), args.run_dir / "blueprints.jsonl")
     summary = result.summary()
@@ -217,7 +218,7 @@ def _generate_phase1(args: argparse.Namespace, config: Any, store: Any, session:
               "they are flagged and left out of exports", flush=True)
 
 
-def _generate_phase2(args: argparse.Namespace, config: Any, store: Any, session: str) -> None:
+def _generate_phase2(args: argparse.Namespace, config: Any, store: Any, session: str, cluster: Any) -> None:
     """Phase 2 on the run's (or the given) blueprints, then the dataset file and summary."""
     from apigen_mt.api import phase2_result, run_phase2
     from apigen_mt.export import to_openai, write_jsonl
@@ -231,7 +232,7 @@ def _generate_phase2(args: argparse.Namespace, config: Any, store: Any, session:
     print(f"phase 2: {len(blueprints)} blueprints ...", flush=True)
     with _progress(args, 2, len(blueprints)) as progress, LiveStoreWriter(args.run_dir, f"{session}/phase2", "phase2", save) as live:
         result = run_phase2(blueprints, concurrency=args.concurrency, run_dir=args.run_dir, configuration=config,
-                            settings={"best_of_n": args.best_of_n}, observer=Observers(progress, live), **_cluster(args, config))
+                            settings={"best_of_n": args.best_of_n}, observer=Observers(progress, live), cluster=cluster)
     store.save_phase2(result)
     summary = result.summary()
     store.add_event(session, "finished", phase="phase2", **summary)
@@ -241,9 +242,15 @@ def _generate_phase2(args: argparse.Namespace, config: Any, store: Any, session:
     _print_errors(result.errors)
 
 
-def _cluster(args: argparse.Namespace, config: Any) -> dict[str, Any]:
-    """The cluster-mode arguments of the API calls (none: one process on SQLite)."""
-    return {"database_url": args.database_url or config.database_url, "workers": args.workers}
+def _cluster(args: argparse.Namespace, config: Any) -> Any:
+    """The run's database and local workers for every phase, in cluster mode; else nothing
+    (one process on SQLite)."""
+    url = args.database_url or config.database_url
+    if not url and args.workers is None:
+        return contextlib.nullcontext()
+    from apigen_mt.cluster.coordinator import LocalCluster
+
+    return LocalCluster(config, run_dir=args.run_dir, database_url=url, workers=args.workers, concurrency=args.concurrency)
 
 
 def _write_report(run_dir: Path) -> None:

@@ -22,13 +22,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from apigen_mt.cluster.database import DatabaseError, connect, refusals
+from apigen_mt.cluster.database import Connection, DatabaseError, refusals
 from apigen_mt.cluster.jobs import (
     QUEUE, cancel_waiting, defer_thread, domain_fingerprint, make_app, retry_jobs_of, retry_stalled,
 )
 from apigen_mt.runner import RunObserver, ThreadOutcome
 
-__all__ = ["LocalWorkers", "STALLED_AFTER_S", "run_threads_on_cluster"]
+__all__ = ["LocalCluster", "LocalWorkers", "STALLED_AFTER_S", "arun_cluster_phase", "run_threads_on_cluster"]
 
 STALLED_AFTER_S = 10.0
 """Seconds without a heartbeat (every ``HEARTBEAT_S``) after which a worker's running jobs are
@@ -114,17 +114,17 @@ class LocalWorkers:
                 process.wait()
 
 
-def _finished(url: str, thread_ids: Sequence[str]) -> dict[str, str | None]:
-    with connect(url) as connection:
+def _finished(db: Connection, thread_ids: Sequence[str]) -> dict[str, str | None]:
+    with db.use() as connection:
         rows = connection.execute(
             "SELECT thread_id, error FROM apigen_outcomes WHERE thread_id = ANY(%s)", (list(thread_ids),)
         ).fetchall()
     return dict(rows)
 
 
-def _queued(url: str, thread_ids: Sequence[str]) -> set[str]:
+def _queued(db: Connection, thread_ids: Sequence[str]) -> set[str]:
     """The threads with a job waiting or running."""
-    with connect(url) as connection:
+    with db.use() as connection:
         rows = connection.execute(
             "SELECT args->>'thread_id' FROM procrastinate_jobs WHERE queue_name = %s AND status IN ('todo', 'doing')"
             " AND args->>'thread_id' = ANY(%s)", (QUEUE, list(thread_ids)),
@@ -159,6 +159,7 @@ async def run_threads_on_cluster(
     fingerprints: dict[str, str] = {}
     outcomes: dict[str, ThreadOutcome] = {}
     app = make_app(url)
+    db = Connection(url)  # the polls below, on one connection
 
     async def collect(done: Mapping[str, str | None]) -> None:
         new = [(thread_id, error) for thread_id, error in done.items() if thread_id not in outcomes]
@@ -175,48 +176,51 @@ async def run_threads_on_cluster(
         from apigen_mt.cluster.shared import unrelayed_calls
 
         if observer is not None:
-            for record in await asyncio.to_thread(unrelayed_calls, url):
+            for record in await asyncio.to_thread(unrelayed_calls, db):
                 observer.llm_call(record)
 
-    async with app.open_async():
-        await cancel_waiting(app)
-        await relay_calls()
-        done = await asyncio.to_thread(_finished, url, thread_ids)
-        await collect(done)
-        last_check = 0.0
-        while len(outcomes) < len(items):
-            waiting = [(t, r) for t, r in items if t not in outcomes]
-            queued = await asyncio.to_thread(_queued, url, [t for t, _ in waiting])
-            # A worker writes a thread's outcome before its job leaves 'doing': asked after the
-            # queue, the outcomes hold every thread that left it, so none is queued twice.
-            await collect(await asyncio.to_thread(_finished, url, [t for t, _ in waiting if t not in queued]))
-            for thread_id, request in waiting:
-                if thread_id in queued or thread_id in outcomes:
-                    continue
-                domain = _domain_of(phase, request)
-                if domain not in fingerprints:
-                    fingerprints[domain] = domain_fingerprint(get_domain(domain))
-                await defer_thread(app, phase=phase, thread_id=thread_id, request=request, settings=dict(settings),
-                                   domain=domain, fingerprint=fingerprints[domain])
-                if observer is not None:
-                    observer.thread_started(thread_id, resumed=False)
-            await asyncio.sleep(POLL_S)
+    try:
+        async with app.open_async():
+            await cancel_waiting(app)
             await relay_calls()
-            await collect(await asyncio.to_thread(_finished, url, [t for t, _ in waiting]))
-            if workers is not None:
-                for name in workers.killed():
-                    await retry_jobs_of(app, url, name)
-            if time.monotonic() - last_check > min(2.0, stalled_after / 2):
-                last_check = time.monotonic()
-                await retry_stalled(app, stalled_after)
-                refused = await asyncio.to_thread(refusals, url)
-                if refused:
-                    worker, cause = refused[0]
-                    raise DatabaseError(f"worker {worker} refused the run: {cause}\nfinished threads are kept: "
-                                        "fix or stop that worker, then resume the run")
-                failure = workers.failed() if workers is not None else None
-                if failure is not None:
-                    raise DatabaseError(f"{failure}; finished threads are kept: resume the run after fixing the cause")
+            done = await asyncio.to_thread(_finished, db, thread_ids)
+            await collect(done)
+            last_check = 0.0
+            while len(outcomes) < len(items):
+                waiting = [(t, r) for t, r in items if t not in outcomes]
+                queued = await asyncio.to_thread(_queued, db, [t for t, _ in waiting])
+                # A worker writes a thread's outcome before its job leaves 'doing': asked after the
+                # queue, the outcomes hold every thread that left it, so none is queued twice.
+                await collect(await asyncio.to_thread(_finished, db, [t for t, _ in waiting if t not in queued]))
+                for thread_id, request in waiting:
+                    if thread_id in queued or thread_id in outcomes:
+                        continue
+                    domain = _domain_of(phase, request)
+                    if domain not in fingerprints:
+                        fingerprints[domain] = domain_fingerprint(get_domain(domain))
+                    await defer_thread(app, phase=phase, thread_id=thread_id, request=request, settings=dict(settings),
+                                       domain=domain, fingerprint=fingerprints[domain])
+                    if observer is not None:
+                        observer.thread_started(thread_id, resumed=False)
+                await asyncio.sleep(POLL_S)
+                await relay_calls()
+                await collect(await asyncio.to_thread(_finished, db, [t for t, _ in waiting]))
+                if workers is not None:
+                    for name in workers.killed():
+                        await retry_jobs_of(app, url, name)
+                if time.monotonic() - last_check > min(2.0, stalled_after / 2):
+                    last_check = time.monotonic()
+                    await retry_stalled(app, stalled_after)
+                    refused = await asyncio.to_thread(refusals, db)
+                    if refused:
+                        worker, cause = refused[0]
+                        raise DatabaseError(f"worker {worker} refused the run: {cause}\nfinished threads are kept: "
+                                            "fix or stop that worker, then resume the run")
+                    failure = workers.failed() if workers is not None else None
+                    if failure is not None:
+                        raise DatabaseError(f"{failure}; finished threads are kept: resume the run after fixing the cause")
+    finally:
+        db.close()
     return [outcomes[thread_id] for thread_id in thread_ids]
 
 
@@ -255,6 +259,44 @@ def llm_report(url: str) -> dict[str, Any]:
         cache.close()
 
 
+class LocalCluster:
+    """The run's database (the URL given, else an embedded server in ``run_dir``), prepared for
+    the run, and ``workers`` local workers (default one per core; 0: remote ones only) sharing
+    ``concurrency``: opened once for every phase of a run, so a two-phase run starts its
+    workers and its embedded server once. The workers start as soon as the run is recorded
+    and load while the coordinator prepares its first phase."""
+
+    def __init__(self, configuration: Any, *, run_dir: str | Path | None, database_url: str | None,
+                 workers: int | None, concurrency: int) -> None:
+        self.count = default_workers() if workers is None else int(workers)
+        if self.count < 0:
+            raise ValueError(f"workers must be >= 0, not {workers}")
+        self.configuration, self.run_dir, self.database_url = configuration, run_dir, database_url
+        self.concurrency = concurrency
+        self.url = ""
+        self.workers: LocalWorkers | None = None
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> LocalCluster:
+        from apigen_mt.cluster.database import prepare_database, run_identity
+
+        with contextlib.ExitStack() as stack:
+            self.url = stack.enter_context(cluster_database(self.run_dir, self.database_url))
+            identity = run_identity(self.run_dir, self.configuration.public_dict())
+            prepare_database(self.url, identity, budget=self.configuration.budget.model_dump())
+            log_dir = Path(self.run_dir) / "workers" if self.run_dir is not None else None
+            if log_dir is not None:
+                log_dir.mkdir(parents=True, exist_ok=True)
+            local = LocalWorkers(self.url, self.count, max(1, -(-self.concurrency // max(1, self.count))),
+                                 self.configuration, log_dir)
+            self.workers = stack.enter_context(local) if self.count else None
+            self._stack = stack.pop_all()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+
 async def arun_cluster_phase(
     builder: Any,
     phase: int,
@@ -268,28 +310,20 @@ async def arun_cluster_phase(
     concurrency: int,
     observer: RunObserver | None = None,
     stalled_after: float | None = None,
+    cluster: LocalCluster | None = None,
 ) -> tuple[list[ThreadOutcome], dict[str, Any]]:
-    """One phase in cluster mode: the database prepared (embedded when no URL), ``workers`` local
-    workers (default one per core; 0: remote ones only) sharing ``concurrency``, the outcomes
-    and the LLM report."""
+    """One phase in cluster mode, on ``cluster`` (open, e.g. for both phases of a run) or on a
+    :class:`LocalCluster` of its own made from the other arguments; the outcomes and the LLM report."""
     from apigen_mt.cluster.checkpointer import open_postgres_checkpointer
-    from apigen_mt.cluster.database import prepare_database, run_identity
 
-    count = default_workers() if workers is None else int(workers)
-    if count < 0:
-        raise ValueError(f"workers must be >= 0, not {workers}")
-    with cluster_database(run_dir, database_url) as url:
-        identity = run_identity(run_dir, configuration.public_dict())
-        await asyncio.to_thread(prepare_database, url, identity, budget=configuration.budget.model_dump())
-        async with open_postgres_checkpointer(url, setup=True) as saver:
-            compiled = builder.compile(checkpointer=saver)
-            log_dir = Path(run_dir) / "workers" if run_dir is not None else None
-            if log_dir is not None:
-                log_dir.mkdir(parents=True, exist_ok=True)
-            local = LocalWorkers(url, count, max(1, -(-concurrency // max(1, count))), configuration, log_dir)
-            with local:
-                outcomes = await run_threads_on_cluster(
-                    url, compiled, phase, items, settings, observer=observer, workers=local if count else None,
-                    stalled_after=stalled_after,
-                )
-        return outcomes, await asyncio.to_thread(llm_report, url)
+    async with contextlib.AsyncExitStack() as stack:
+        if cluster is None:
+            made = LocalCluster(configuration, run_dir=run_dir, database_url=database_url, workers=workers,
+                                concurrency=concurrency)
+            cluster = await asyncio.to_thread(stack.enter_context, made)
+        saver = await stack.enter_async_context(open_postgres_checkpointer(cluster.url, setup=True))
+        outcomes = await run_threads_on_cluster(
+            cluster.url, builder.compile(checkpointer=saver), phase, items, settings, observer=observer,
+            workers=cluster.workers, stalled_after=stalled_after,
+        )
+        return outcomes, await asyncio.to_thread(llm_report, cluster.url)

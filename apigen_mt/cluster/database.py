@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import queue
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -22,7 +25,7 @@ from typing import Any
 from apigen_mt.configuration import redact_url
 
 __all__ = [
-    "DATABASE_ENV", "DatabaseError", "NoRunYet", "RunIdentity", "check_run", "connect", "embedded_database", "prepare_database",
+    "DATABASE_ENV", "Connection", "DatabaseError", "WriteBehind", "NoRunYet", "RunIdentity", "check_run", "connect", "embedded_database", "prepare_database",
     "public_database_url", "record_refusal", "refusals", "run_identity", "run_record",
 ]
 
@@ -30,6 +33,8 @@ DATABASE_ENV = "APIGEN_MT_DATABASE_URL"
 IDENTITY_FILE = "cluster.json"
 EMBEDDED_DIR = "postgres"
 CONNECT_TIMEOUT_S = 5
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS apigen_run (
@@ -130,6 +135,92 @@ def connect(url: str, **kwargs: Any) -> Any:
             "Start PostgreSQL (any version from 13) or fix --database-url / $" + DATABASE_ENV + "; "
             "without a URL, --workers N starts an embedded one in the run directory."
         ) from error
+
+
+class Connection:
+    """One connection kept open for many statements (a new one per statement costs a server
+    process each), one statement at a time, reopened when the server dropped it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._lock = threading.RLock()
+        self._conn: Any = None
+
+    @contextlib.contextmanager
+    def use(self) -> Any:
+        import psycopg
+
+        with self._lock:
+            if self._conn is None or self._conn.closed:
+                self._conn = connect(self.url)
+            try:
+                yield self._conn
+            except psycopg.OperationalError:
+                self._conn.close()
+                self._conn = None
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+class WriteBehind:
+    """Statements whose callers need not wait for them (settling a budget reservation, logging
+    a model call), run in order on a thread of their own with one connection, batched into
+    one transaction: they leave the event loop at once. ``flush`` waits for those queued;
+    ``close`` flushes, then stops. A process killed loses the few queued at that moment."""
+
+    def __init__(self, url: str, name: str = "apigen-write-behind") -> None:
+        self._db = Connection(url)
+        self._queue: queue.SimpleQueue[tuple[str, Any] | threading.Event | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def execute(self, sql: str, params: Any = None) -> None:
+        self._queue.put((sql, params))
+
+    def flush(self, timeout: float = 30.0) -> None:
+        if self._thread.is_alive():
+            done = threading.Event()
+            self._queue.put(done)
+            done.wait(timeout)
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(30)
+        self._db.close()
+
+    def _run(self) -> None:
+        while True:
+            batch, waiters, stop = [self._queue.get()], [], False
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            statements = []
+            for item in batch:
+                if item is None:
+                    stop = True
+                elif isinstance(item, threading.Event):
+                    waiters.append(item)
+                else:
+                    statements.append(item)
+            if statements:
+                try:
+                    with self._db.use() as connection, connection.transaction():
+                        for sql, params in statements:
+                            connection.execute(sql, params)
+                except Exception:  # the database went away: these are lost, the run's results are not
+                    log.warning("%d deferred statement(s) were not written", len(statements), exc_info=True)
+            for waiter in waiters:
+                waiter.set()
+            if stop:
+                return
 
 
 _MISSING = ("cluster mode needs the Postgres packages: pip install 'apigen-mt[cluster]' "
@@ -251,9 +342,9 @@ def record_refusal(url: str, worker: str, cause: str) -> None:
         connection.execute("INSERT INTO apigen_refusals (worker, cause) VALUES (%s, %s)", (worker, cause))
 
 
-def refusals(url: str) -> list[tuple[str, str]]:
+def refusals(db: Connection) -> list[tuple[str, str]]:
     """``(worker, cause)`` of the refusals since the run was last prepared."""
-    with connect(url) as connection:
+    with db.use() as connection:
         return [tuple(row) for row in connection.execute("SELECT worker, cause FROM apigen_refusals ORDER BY seq")]
 
 

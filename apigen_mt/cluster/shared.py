@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 import time
 from collections.abc import Iterable, Sequence
-from contextlib import contextmanager
 from typing import Any
 
 from apigen_mt.blueprint import blueprint_json
-from apigen_mt.cluster.database import connect
+from apigen_mt.cluster.database import Connection, WriteBehind, connect
 from apigen_mt.llm.accounting import CallRecord
 from apigen_mt.llm.budget import BudgetExceeded, Reservation
 from apigen_mt.llm.cache import _decode, _encode
@@ -42,35 +40,6 @@ __all__ = ["SharedBudget", "SharedCoverage", "SharedDedupIndex", "SharedResponse
 DEDUP_LOCK = 7052
 
 
-class _Connection:
-    """One connection, one statement at a time, reopened once if the server dropped it."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._lock = threading.RLock()
-        self._conn: Any = None
-
-    @contextmanager
-    def use(self) -> Any:
-        import psycopg
-
-        with self._lock:
-            if self._conn is None or self._conn.closed:
-                self._conn = connect(self.url)
-            try:
-                yield self._conn
-            except psycopg.OperationalError:
-                self._conn.close()
-                self._conn = None
-                raise
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-
 # --------------------------------------------------------------------------------- dedup
 
 
@@ -78,7 +47,7 @@ class SharedDedupIndex:
     """The run's dedup index in ``apigen_dedup``; ``claim`` is atomic across workers."""
 
     def __init__(self, url: str, threshold: float = DEFAULT_THRESHOLD) -> None:
-        self._db = _Connection(url)
+        self._db = Connection(url)
         self._local = DedupIndex(threshold)  # a copy of the table, synced before each look
         self._seen = 0
         self.threshold = self._local.threshold
@@ -138,7 +107,8 @@ class SharedBudget:
     """The run's call and token limits in ``apigen_budget`` (one row), reserved atomically."""
 
     def __init__(self, url: str) -> None:
-        self._db = _Connection(url)
+        self._db = Connection(url)
+        self._settles = WriteBehind(url, "apigen-budget-settles")
         with self._db.use() as connection:
             self.max_calls, self.max_tokens = connection.execute("SELECT max_calls, max_tokens FROM apigen_budget").fetchone()
 
@@ -148,14 +118,11 @@ class SharedBudget:
 
     def reserve(self, tokens: int, role: str | None = None) -> Reservation:
         tokens = max(0, int(tokens))
+        if self._take(tokens):  # one statement, atomic by itself
+            return Reservation(tokens)
+        self._settles.flush()  # this worker's settled calls may free enough: count them first
         with self._db.use() as connection, connection.transaction():
-            row = connection.execute(
-                "UPDATE apigen_budget SET calls = calls + 1, reserved = reserved + %(t)s WHERE exceeded IS NULL"
-                " AND (max_calls IS NULL OR calls + 1 <= max_calls)"
-                " AND (max_tokens IS NULL OR tokens + reserved + %(t)s <= max_tokens) RETURNING calls",
-                {"t": tokens},
-            ).fetchone()
-            if row is not None:
+            if self._take(tokens):
                 return Reservation(tokens)
             calls, used, exceeded = connection.execute(
                 "SELECT calls, tokens + reserved, exceeded FROM apigen_budget FOR UPDATE"
@@ -167,17 +134,36 @@ class SharedBudget:
         kind = exceeded["kind"]
         raise BudgetExceeded(kind, exceeded["limit"], calls if kind == "calls" else used, 1 if kind == "calls" else tokens, role)
 
+    def _take(self, tokens: int) -> bool:
+        with self._db.use() as connection:
+            return connection.execute(
+                "UPDATE apigen_budget SET calls = calls + 1, reserved = reserved + %(t)s WHERE exceeded IS NULL"
+                " AND (max_calls IS NULL OR calls + 1 <= max_calls)"
+                " AND (max_tokens IS NULL OR tokens + reserved + %(t)s <= max_tokens) RETURNING calls",
+                {"t": tokens},
+            ).fetchone() is not None
+
+    async def areserve(self, tokens: int, role: str | None = None) -> Reservation:
+        """:meth:`reserve` off the event loop (its round trip would stall every thread of the loop)."""
+        import asyncio
+
+        return await asyncio.to_thread(self.reserve, tokens, role)
+
     def settle(self, reservation: Reservation, used_tokens: int) -> None:
+        """Written behind (the caller does not wait): until then the worst case stays reserved."""
         if reservation.settled:
             return
         reservation.settled = True
-        with self._db.use() as connection:
-            connection.execute(
-                "UPDATE apigen_budget SET reserved = reserved - %s, tokens = tokens + %s",
-                (reservation.tokens, max(0, int(used_tokens))),
-            )
+        self._settles.execute(
+            "UPDATE apigen_budget SET reserved = reserved - %s, tokens = tokens + %s",
+            (reservation.tokens, max(0, int(used_tokens))),
+        )
+
+    def flush(self) -> None:
+        self._settles.flush()
 
     def _row(self) -> tuple[int, int, int, Any]:
+        self._settles.flush()
         with self._db.use() as connection:
             return connection.execute("SELECT calls, tokens, reserved, exceeded FROM apigen_budget").fetchone()
 
@@ -199,6 +185,7 @@ class SharedBudget:
                 "in_flight_tokens": reserved, "exhausted": exceeded is not None}
 
     def close(self) -> None:
+        self._settles.close()
         self._db.close()
 
 
@@ -209,7 +196,7 @@ class SharedResponseCache:
     """Model replies in ``apigen_cache``: a reply one worker paid for is a hit for every other."""
 
     def __init__(self, url: str) -> None:
-        self._db = _Connection(url)
+        self._db = Connection(url)
         self.path = "postgres:apigen_cache"
         self.hits = self.misses = self.writes = 0
         self.disabled: str | None = None
@@ -261,14 +248,15 @@ class SharedResponseCache:
 
 
 def call_log_sink(url: str) -> Any:
-    """A :class:`~apigen_mt.llm.accounting.CallRecorder` sink writing each record to ``apigen_calls``."""
-    db = _Connection(url)
+    """A :class:`~apigen_mt.llm.accounting.CallRecorder` sink writing each record to ``apigen_calls``,
+    behind the call (``sink.flush()`` waits for them; ``sink.close()`` flushes and stops)."""
+    writes = WriteBehind(url, "apigen-call-log")
 
     def sink(record: CallRecord) -> None:
-        with db.use() as connection:
-            connection.execute("INSERT INTO apigen_calls (record) VALUES (%s)", (json.dumps(record.to_json(), default=str),))
+        writes.execute("INSERT INTO apigen_calls (record) VALUES (%s)", (json.dumps(record.to_json(), default=str),))
 
-    sink.close = db.close  # type: ignore[attr-defined]
+    sink.flush = writes.flush  # type: ignore[attr-defined]
+    sink.close = writes.close  # type: ignore[attr-defined]
     return sink
 
 
@@ -283,9 +271,9 @@ def call_records(url: str) -> list[CallRecord]:
     return [_call_record(row[0]) for row in rows]
 
 
-def unrelayed_calls(url: str) -> list[CallRecord]:
+def unrelayed_calls(db: Connection) -> list[CallRecord]:
     """The calls no coordinator has passed on to its run store yet (marked passed on now)."""
-    with connect(url) as connection:
+    with db.use() as connection:
         rows = connection.execute(
             "UPDATE apigen_calls SET relayed = true WHERE NOT relayed RETURNING seq, record"
         ).fetchall()
@@ -299,7 +287,7 @@ class SharedCoverage:
     """Write-tool coverage counts in ``apigen_coverage``; a claimed pick is atomic across workers."""
 
     def __init__(self, url: str) -> None:
-        self._db = _Connection(url)
+        self._db = Connection(url)
 
     def pick(self, rng: random.Random, candidates: Sequence[str], exclude: Iterable[str] = (), *,
              claim: bool = False) -> str | None:

@@ -19,7 +19,7 @@ import socket
 from typing import Any
 
 from apigen_mt.cluster.database import (
-    DatabaseError, NoRunYet, check_run, public_database_url, record_refusal, run_identity,
+    Connection, DatabaseError, NoRunYet, check_run, public_database_url, record_refusal, run_identity,
 )
 from apigen_mt.cluster.jobs import HEARTBEAT_S, QUEUE, TASK, domain_fingerprint, make_app
 from apigen_mt.configuration import Configuration
@@ -42,19 +42,20 @@ class _Worker:
     """The live objects of one worker process, made once and shared by its jobs."""
 
     def __init__(self, url: str, configuration: Configuration, saver: Any, name: str) -> None:
-        from apigen_mt.cluster.shared import SharedBudget, SharedCoverage, SharedResponseCache, _Connection, call_log_sink
+        from apigen_mt.cluster.shared import SharedBudget, SharedCoverage, SharedResponseCache, call_log_sink
         from apigen_mt.graphs.phase1 import build_phase1_graph
         from apigen_mt.graphs.phase2 import build_phase2_graph
         from apigen_mt.llm.accounting import CallRecorder
         from apigen_mt.llm.factory import LLMRuntime
 
         self.url, self.configuration, self.name = url, configuration, name
+        self.call_log, self.budget = call_log_sink(url), SharedBudget(url)
         self.runtime = LLMRuntime.from_configuration(
-            configuration, recorder=CallRecorder(sink=call_log_sink(url)), budget=SharedBudget(url),
+            configuration, recorder=CallRecorder(sink=self.call_log), budget=self.budget,
             cache=SharedResponseCache(url) if configuration.cache.enabled else None,
         )
         self.coverage = SharedCoverage(url)
-        self._db = _Connection(url)  # the attempts and outcomes (a connection per statement cost more than the job)
+        self._db = Connection(url)  # the attempts and outcomes
         self.graphs = {1: build_phase1_graph().compile(checkpointer=saver), 2: build_phase2_graph().compile(checkpointer=saver)}
         self._contexts: dict[float, Any] = {}
         self._domains: dict[str, str] = {}
@@ -90,6 +91,13 @@ class _Worker:
         outcome = await run_thread(self.graphs[phase], thread_id, request, config, self.context(phase, settings))
         await asyncio.to_thread(self._record, attempt, thread_id, outcome.error)
 
+    def close(self) -> None:
+        """Write what is still behind, then let the connections go."""
+        self.call_log.close()
+        self.budget.close()
+        self.coverage.close()
+        self._db.close()
+
     def _attempt(self, thread_id: str) -> int:
         """Note who runs ``thread_id`` since when (``apigen_attempts``: which worker ran what)."""
         with self._db.use() as connection:
@@ -97,6 +105,9 @@ class _Worker:
                                       (thread_id, self.name)).fetchone()[0]
 
     def _record(self, attempt: int, thread_id: str, error: str | None) -> None:
+        # the thread's calls and settled tokens (written behind) are in before its outcome
+        self.call_log.flush()
+        self.budget.flush()
         with self._db.use() as connection, connection.transaction():
             connection.execute("UPDATE apigen_attempts SET ended = clock_timestamp() WHERE seq = %s", (attempt,))
             connection.execute(
@@ -179,5 +190,6 @@ async def aserve(url: str, *, concurrency: int = 8, configuration: Configuration
                 serving.result() if not serving.cancelled() else None
         finally:
             await worker.runtime.aclose()
+            await asyncio.to_thread(worker.close)
         if unfit:
             raise DatabaseError(str(unfit[0]))

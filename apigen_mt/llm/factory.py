@@ -245,9 +245,20 @@ class _Call:
 
     def reserve(self, flight: _Flight) -> None:
         """Hold the call's worst case in the budget (raises BudgetExceeded before any request)."""
+        flight.reservation = self.runtime.budget.reserve(self._worst_case(flight), self.info.role)
+
+    async def areserve(self, flight: _Flight) -> None:
+        """:meth:`reserve`, awaited where the budget lives elsewhere (a cluster's database)."""
+        budget = self.runtime.budget
+        if not hasattr(budget, "areserve"):
+            return self.reserve(flight)
+        flight.reservation = await budget.areserve(self._worst_case(flight), self.info.role)
+        return None
+
+    def _worst_case(self, flight: _Flight) -> int:
         kwargs = flight.kwargs
         completion = kwargs.get("max_tokens") or kwargs.get("max_completion_tokens") or self.max_tokens or 0
-        flight.reservation = self.runtime.budget.reserve(estimate_tokens(flight.messages, kwargs) + int(completion), self.info.role)
+        return estimate_tokens(flight.messages, kwargs) + int(completion)
 
     def usage(self, result: ChatResult, messages: Sequence[BaseMessage], kwargs: Mapping[str, Any]) -> tuple[int, int, bool]:
         message = result.generations[0].message if result.generations else None
@@ -348,7 +359,7 @@ class _Call:
         hit = await self.runtime.cache.aget(flight.key) if flight.key is not None else None
         if hit is not None:
             return self.hit(flight, hit)
-        self.reserve(flight)
+        await self.areserve(flight)
         try:
             result, flight.retries = await acall_with_retries(call, self.policy, on_retry=self.on_retry)
         except BaseException as exc:
@@ -402,7 +413,7 @@ class _Call:
             for chunk in _chunks_of(self.hit(flight, hit)):
                 yield chunk
             return
-        self.reserve(flight)
+        await self.areserve(flight)
 
         async def first() -> tuple[ChatGenerationChunk | None, AsyncIterator[ChatGenerationChunk]]:
             iterator = open_stream()
