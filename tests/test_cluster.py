@@ -351,6 +351,27 @@ def test_the_budget_is_reserved_atomically_across_connections(postgres_databases
     budget.close()
 
 
+def test_statements_written_behind_keep_their_order_and_a_failing_one_loses_only_itself(postgres_databases):
+    import psycopg
+
+    from apigen_mt.cluster.database import WriteBehind
+
+    url = postgres_databases.fresh()
+    writes = WriteBehind(url)
+    writes.execute("CREATE TABLE behind (seq serial PRIMARY KEY, v int NOT NULL)")
+    for value in range(50):
+        writes.execute("INSERT INTO behind (v) VALUES (%s)", (value,))
+    writes.execute("INSERT INTO behind (v) VALUES (NULL)")  # refused by the table
+    writes.execute("INSERT INTO behind (v) VALUES (%s)", (50,))
+    writes.flush()
+    with psycopg.connect(url) as connection:
+        assert [row[0] for row in connection.execute("SELECT v FROM behind ORDER BY seq")] == list(range(51))
+    writes.execute("INSERT INTO behind (v) VALUES (%s)", (51,))
+    writes.close()  # flushes first
+    with psycopg.connect(url) as connection:
+        assert connection.execute("SELECT max(v), count(*) FROM behind").fetchone() == (51, 52)
+
+
 def test_coverage_picks_spread_over_the_writes_across_connections(postgres_databases):
     from apigen_mt.cluster.database import prepare_database, run_identity
     from apigen_mt.cluster.shared import SharedCoverage

@@ -171,7 +171,8 @@ class WriteBehind:
     """Statements whose callers need not wait for them (settling a budget reservation, logging
     a model call), run in order on a thread of their own with one connection, batched into
     one transaction: they leave the event loop at once. ``flush`` waits for those queued;
-    ``close`` flushes, then stops. A process killed loses the few queued at that moment."""
+    ``close`` flushes, then stops. A failing statement is logged and skipped (the others of its
+    batch are written); a process killed loses the few queued at that moment."""
 
     def __init__(self, url: str, name: str = "apigen-write-behind") -> None:
         self._db = Connection(url)
@@ -215,12 +216,20 @@ class WriteBehind:
                     with self._db.use() as connection, connection.transaction():
                         for sql, params in statements:
                             connection.execute(sql, params)
-                except Exception:  # the database went away: these are lost, the run's results are not
-                    log.warning("%d deferred statement(s) were not written", len(statements), exc_info=True)
+                except Exception:  # one at a time, so that only a failing one is lost
+                    self._one_by_one(statements)
             for waiter in waiters:
                 waiter.set()
             if stop:
                 return
+
+    def _one_by_one(self, statements: list[tuple[str, Any]]) -> None:
+        for sql, params in statements:
+            try:
+                with self._db.use() as connection:
+                    connection.execute(sql, params)
+            except Exception as error:  # the run's results do not depend on it: say so, go on
+                log.warning("a statement written behind failed (%s: %s): %s", type(error).__name__, error, sql[:80])
 
 
 _MISSING = ("cluster mode needs the Postgres packages: pip install 'apigen-mt[cluster]' "
