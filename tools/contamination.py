@@ -1,7 +1,7 @@
 """Contamination guard: generated data must not copy a benchmark's *test* tasks.
 
-Training on near-copies of tau2-bench test tasks would inflate the scores the data is
-meant to improve. A generated blueprint is flagged when it has the same action sequence as
+Training on near-copies of tau2-bench test tasks (or of BFCL's multi-turn entries) would
+inflate the scores the data is meant to improve. A generated blueprint is flagged when it has the same action sequence as
 a test task or an instruction at least ``threshold`` similar (the measures of
 :mod:`apigen_mt.tools.dedup`). Flagged blueprints are reported and left out of exports
 unless asked for. Domains without a held-out test split have nothing to compare with.
@@ -21,12 +21,19 @@ TAU2_DOMAINS = ("retail", "airline")
 
 
 def benchmark_test_blueprints(domain: str) -> list[dict[str, Any]]:
-    """The held-out test tasks of ``domain`` as blueprints (tau2 retail and airline)."""
-    if domain not in TAU2_DOMAINS:
-        return []
-    from apigen_mt.domains.tau2bench.tasks import tau2_blueprints
+    """The held-out test tasks of ``domain`` as blueprints: tau2's test split for retail and
+    airline; for a BFCL domain, BFCL's multi-turn entries (all test data, see
+    :mod:`apigen_mt.domains.bfcl.contamination`)."""
+    if domain in TAU2_DOMAINS:
+        from apigen_mt.domains.tau2bench.tasks import tau2_blueprints
 
-    return [bp.to_json() for bp in tau2_blueprints(domain, "test")]
+        return [bp.to_json() for bp in tau2_blueprints(domain, "test")]
+    if domain.startswith("bfcl."):
+        from apigen_mt.domains.bfcl.contamination import bfcl_test_blueprints
+        from apigen_mt.domains.registry import get_domain
+
+        return bfcl_test_blueprints(get_domain(domain))
+    return []
 
 
 class ContaminationGuard:
