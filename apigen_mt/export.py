@@ -11,7 +11,9 @@
   evaluators can run new agents on the generated tasks;
 - ``dpo``: preference pairs in TRL's conversational DPO layout (``prompt`` / ``chosen`` /
   ``rejected`` message lists plus ``tools``), from an accepted and a failed conversation of
-  the same blueprint that share everything up to one assistant turn.
+  the same blueprint that share everything up to one assistant turn;
+- ``bfcl``: verified conversations of BFCL domains as BFCL multi-turn entries and their
+  ground truth, for bfcl-eval (:mod:`apigen_mt.domains.bfcl.export`).
 
 ``openai`` and ``sharegpt`` map one trajectory to one row (:data:`FORMATS`); ``tau2`` works
 per blueprint (:func:`write_tau2_tasks`) and ``dpo`` needs every trajectory of a blueprint
@@ -40,7 +42,7 @@ __all__ = [
     "write_tau2_tasks",
 ]
 
-EXPORT_FORMATS = ("openai", "sharegpt", "tau2", "dpo")
+EXPORT_FORMATS = ("openai", "sharegpt", "tau2", "dpo", "bfcl")
 TAU2_DOMAINS = ("retail", "airline")
 
 

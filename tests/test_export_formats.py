@@ -193,5 +193,5 @@ def test_dpo_pairs_the_first_accepted_with_each_failed_one_per_blueprint(tmp_pat
 
 
 def test_export_format_names():
-    assert EXPORT_FORMATS == ("openai", "sharegpt", "tau2", "dpo")
+    assert EXPORT_FORMATS == ("openai", "sharegpt", "tau2", "dpo", "bfcl")
     assert set(FORMATS) == {"openai", "sharegpt"}

@@ -27,6 +27,7 @@ from apigen_mt.cli.output_commands import cmd_export, cmd_report
 from apigen_mt.cli.run_commands import add_generate_arguments, cmd_generate, cmd_resume
 from apigen_mt.cli.worker_command import add_worker_arguments, cmd_worker
 from apigen_mt.domains.base import DomainError
+from apigen_mt.export import EXPORT_FORMATS
 
 __all__ = ["build_parser", "main"]
 
@@ -173,9 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="write a run's results in a trainer's or benchmark's format")
     p.add_argument("run_dir", type=Path, metavar="DIR")
-    p.add_argument("--format", choices=["openai", "sharegpt", "tau2", "dpo"], required=True,
+    p.add_argument("--format", choices=EXPORT_FORMATS, required=True,
                    help="openai / sharegpt: verified conversations (JSONL); tau2: accepted blueprints as a "
-                   "tau2-bench tasks.json; dpo: accepted vs failed conversations of one blueprint (JSONL)")
+                   "tau2-bench tasks.json; dpo: accepted vs failed conversations of one blueprint (JSONL); "
+                   "bfcl: verified conversations of BFCL domains as BFCL multi-turn entries (--out FILE.json, "
+                   "their ground truth in possible_answer/FILE.json beside it)")
     p.add_argument("--out", type=Path, required=True, help="output file")
     p.add_argument("--include-contaminated", action="store_true",
                    help="also export blueprints flagged as near-copies of benchmark test tasks")

@@ -27,6 +27,13 @@ def cmd_export(args: argparse.Namespace) -> int:
             blueprints = store.accepted_blueprints(include_contaminated=args.include_contaminated)
             count = write_tau2_tasks(blueprints, args.out)
             what = "tau2-bench tasks"
+        elif args.format == "bfcl":
+            from apigen_mt.domains.bfcl.export import ANSWER_DIR, write_bfcl
+
+            count, skipped = write_bfcl(store.trajectories(include_contaminated=args.include_contaminated), args.out)
+            what = f"BFCL multi-turn entries (ground truth in {args.out.parent / ANSWER_DIR / args.out.name})"
+            if skipped:
+                print("bfcl: skipped " + ", ".join(f"{n} ({why})" for why, n in sorted(skipped.items())))
         elif args.format == "dpo":
             rows, stats = dpo_pairs(store.trajectories(accepted=None, include_contaminated=args.include_contaminated))
             count = write_jsonl(rows, args.out)
