@@ -25,7 +25,7 @@ from apigen_mt.tools.api_graph.pool import (
     new_pool,
     user_pool,
 )
-from apigen_mt.tools.api_graph.specs import element_type, is_key_argument, matches_type, properties
+from apigen_mt.tools.api_graph.specs import element_type, is_key_argument, matches_type, properties, schema_choices
 from apigen_mt.tools.api_graph.values import is_int_id, is_key_like, is_specific, singular
 from apigen_mt.tools.state_diff import canonical_json
 
@@ -87,14 +87,16 @@ def _fits(value: Any, spec: ToolSpec, name: str) -> bool:
 
 def _candidates(spec: ToolSpec, pool: Pool, name: str, schema: Mapping[str, Any]) -> list[Any]:
     """Values for argument ``name``: pooled under its name, else under its last words
-    (``new_item_ids`` -> ``item_ids``), else the schema's enum, else (not for ids) the
-    values its description quotes ("either 'no longer needed' or 'ordered by mistake'")."""
+    (``new_item_ids`` -> ``item_ids``), else the values the schema offers (an enum, both
+    booleans: :func:`schema_choices`), else (not for ids) the values its description quotes
+    ("either 'no longer needed' or 'ordered by mistake'")."""
     for field_name in _field_names(name):
         found = argument_candidates(spec, pool, name, field_name)
         if found:
             return [value for value, _ in found]
-    if isinstance(schema.get("enum"), list):
-        return list(schema["enum"])
+    choices = schema_choices(schema)
+    if choices:
+        return choices
     if not is_key_argument(name, schema):
         return [value for value in _quoted(schema) if _fits(value, spec, name)]
     return []

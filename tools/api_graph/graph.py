@@ -14,6 +14,7 @@ from typing import Any
 
 import networkx as nx
 from apigen_mt.domains.base import Domain, ToolKind, ToolSpec
+from apigen_mt.tools.api_graph.effects import EFFECT_WEIGHT, effect_edges
 from apigen_mt.tools.api_graph.evidence import MIN_WEIGHT, edge_evidence
 from apigen_mt.tools.api_graph.export import to_dot, to_graphml
 from apigen_mt.tools.api_graph.foreign_keys import accept_probe
@@ -25,6 +26,7 @@ from apigen_mt.tools.api_graph.specs import (
     is_key_argument,
     properties,
     required_arguments,
+    schema_choices,
 )
 from apigen_mt.tools.api_graph.values import singular
 from apigen_mt.tools.api_graph.walks import random_walk
@@ -88,7 +90,9 @@ def build_api_graph(
 
     Nodes are the domain's read and write tools. An edge ``A -> B`` says that an output of
     ``A`` can feed an argument of ``B``; candidate edges weaker than ``min_weight`` are left
-    out, and self-loops are never candidates.
+    out, and self-loops are never candidates. A write no such edge reaches gets an edge from
+    each read that shows its effect (evidence of type ``effect``, no argument fed:
+    :mod:`~apigen_mt.tools.api_graph.effects`).
     """
     tools = chain_tools(domain)
     obs = collect_observations(domain, probe_users, probe_rounds)
@@ -126,6 +130,9 @@ def build_api_graph(
     graph.graph["pruned"] = [
         {"source": source, "target": target, "reason": reason} for (source, target), reason in reasons.items()
     ]
+    unreached = [n for n, kind in graph.nodes(data="kind") if kind == ToolKind.WRITE.value and not graph.in_degree(n)]
+    for (source, target), count in sorted(effect_edges(domain, tools, unreached).items()):
+        graph.add_edge(source, target, weight=EFFECT_WEIGHT, arguments="", evidence=[{"type": "effect", "argument": None, "calls": count, "score": EFFECT_WEIGHT}])
     _mark_entry_points(graph, domain, tools, obs)
     return graph
 
@@ -174,8 +181,10 @@ def _mark_entry_points(
             ):
                 entries[name] = 1.0
     if explicit is None:
-        for name in reads:  # reads that need nothing from anyone
-            if not tools[name].parameters.get("required") and graph.out_degree(name):
+        for name in reads:  # reads that need nothing from anyone (or only a choice the schema offers)
+            props = properties(tools[name])
+            required = tools[name].parameters.get("required") or []
+            if all(schema_choices(props.get(a, {})) for a in required) and graph.out_degree(name):
                 entries.setdefault(name, 0.5)
     for name, weight in entries.items():
         graph.nodes[name]["entry"] = True

@@ -6,6 +6,7 @@ values in descriptions); reading them one way keeps the evidence and the probes 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -78,6 +79,29 @@ def matches_type(value: Any, kind: str | None) -> bool:
     if kind == "boolean":
         return isinstance(value, bool)
     return False
+
+
+_DESCRIBED_ENUM = re.compile(r"\[Enum\]:\s*(\[[^\]]*\])")
+
+
+def schema_choices(schema: Mapping[str, Any]) -> list[Any]:
+    """The values an argument's schema itself offers, one element's for an array: its
+    ``enum``, an ``[Enum]: [...]`` list its description gives (BFCL's function docs write
+    them so), or both booleans. Empty when the schema leaves the value open."""
+    kind, array = element_type(schema)
+    element = (schema.get("items") or {}) if array else schema
+    for source in (element, schema):
+        if isinstance(source.get("enum"), list):
+            return list(source["enum"])
+    for source in (element, schema):
+        found = _DESCRIBED_ENUM.search(str(source.get("description") or ""))
+        if found:
+            try:
+                values = json.loads(found.group(1))
+            except ValueError:
+                continue
+            return [v for v in values if matches_type(v, kind)] if isinstance(values, list) else []
+    return [True, False] if kind == "boolean" else []
 
 
 def description_examples(schema: Mapping[str, Any]) -> list[str]:

@@ -1,0 +1,82 @@
+"""Edges from what a write does to what a read shows: check the state, then act on it.
+
+Value edges (an output feeds an argument) leave out the writes whose arguments are choices
+the schema offers (lock or unlock which doors, headlights on or off): nothing has to be
+looked up for them, yet a task does check the state first ("are the doors locked? lock
+them"). For each write that no edge reaches, :func:`effect_edges` runs it on a copy of a fresh
+environment with arguments from the schema and the read probes' outputs, and reruns the
+reads: a read whose output changed shows that write's effect, and gets an edge to it. Every
+call runs on forks; the domain's pristine state is never touched.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from apigen_mt.domains.base import Domain, ToolKind, ToolSpec
+from apigen_mt.tools.api_graph.pool import Pool, argument_candidates, grow_pool
+from apigen_mt.tools.api_graph.specs import element_type, properties, schema_choices
+from apigen_mt.tools.api_graph.values import decode
+from apigen_mt.tools.executor import run_call
+from apigen_mt.tools.state_diff import canonical_json, state_hash
+
+__all__ = ["EFFECT_WEIGHT", "effect_edges"]
+
+EFFECT_WEIGHT = 0.5
+"""An effect edge's weight: as likely a next step as a value edge of middling evidence."""
+MAX_VARIANTS = 8
+
+
+def _argument_variants(spec: ToolSpec, pool: Pool, rng: random.Random) -> list[dict[str, Any]]:
+    """Up to ``MAX_VARIANTS`` calls of ``spec``: each required argument from the pool, else
+    from the schema's choices (all combinations when few, else a random sample)."""
+    options: list[list[Any]] = []
+    props = properties(spec)
+    for name in spec.parameters.get("required") or []:
+        schema = props.get(name, {})
+        values = [value for value, _ in argument_candidates(spec, pool, name)] or schema_choices(schema)
+        if not values:
+            return []
+        if element_type(schema)[1]:
+            values = [[value] for value in values]
+        options.append(values[:MAX_VARIANTS])
+    combinations = list(itertools.islice(itertools.product(*options), 64))
+    if len(combinations) > MAX_VARIANTS:
+        combinations = rng.sample(combinations, MAX_VARIANTS)
+    names = list(spec.parameters.get("required") or [])
+    return [dict(zip(names, values)) for values in combinations]
+
+
+def effect_edges(domain: Domain, tools: dict[str, ToolSpec], writes: Iterable[str]) -> dict[tuple[str, str], int]:
+    """``(read, write) -> how many of the write's successful probe calls changed the read's output``."""
+    writes = [name for name in writes if name in tools and tools[name].kind == ToolKind.WRITE]
+    if not writes:
+        return {}
+    rng = random.Random(0)
+    env = domain.new_env()
+    pool: Pool = defaultdict(list)
+    shown: list[tuple[str, dict[str, Any], str]] = []  # a read's call on the fresh state and its output
+    for spec in tools.values():
+        if spec.kind != ToolKind.READ:
+            continue
+        for arguments in _argument_variants(spec, pool, rng):
+            call = run_call(env.fork(), len(shown), spec.name, arguments)
+            if call.ok:
+                shown.append((spec.name, arguments, canonical_json(call.observation)))
+                grow_pool(pool, decode(call.observation), spec.name)
+    pristine = state_hash(env)
+    effects: dict[tuple[str, str], int] = defaultdict(int)
+    for name in writes:
+        for arguments in _argument_variants(tools[name], pool, rng):
+            trial = env.fork()
+            if not run_call(trial, 0, name, arguments).ok or state_hash(trial) == pristine:
+                continue
+            for read, read_arguments, before in shown:
+                after = run_call(trial.fork(), 1, read, read_arguments)
+                if after.ok and canonical_json(after.observation) != before:
+                    effects[(read, name)] += 1
+    return dict(effects)
