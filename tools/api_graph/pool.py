@@ -73,6 +73,8 @@ def user_pool(context: Any, keyed: Callable[[Mapping[str, Any]], bool] = is_keye
                 if key and isinstance(item, (str, int)) and not isinstance(item, bool):
                     add(key, item)
                     add(f"{singular(key)}_id", item)
+                    if key.endswith("_list"):  # BFCL's user_list holds users
+                        add(key[: -len("_list")], item)
                 walk(item, key)
 
     walk(decode(context), None)
