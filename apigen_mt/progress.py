@@ -17,10 +17,22 @@ from typing import Any, TextIO
 
 from apigen_mt.runner import NullObserver
 
-__all__ = ["PhaseProgress"]
+__all__ = ["PhaseProgress", "progress_summary"]
 
 PHASE1_FUNNEL = ("proposed", "format", "execution", "policy", "grounding", "dedup", "committee")
 PHASE2_FUNNEL = ("conversations", "user_turns", "assistant_turns", "tool_rounds", "verified", "failed")
+
+
+def progress_summary(node: str, update: Mapping[str, Any]) -> dict[str, Any]:
+    """What :meth:`PhaseProgress.node_finished` reads of a node's update: all a cluster worker
+    relays to its coordinator (a check's stage and verdict, conversations' rewards)."""
+    summary: dict[str, Any] = {}
+    check = update.get("check")
+    if isinstance(check, Mapping):
+        summary["check"] = {"stage": check.get("stage"), "passed": check.get("passed")}
+    if node == "verify":
+        summary["trajectories"] = [{"reward": record.get("reward")} for record in update.get("trajectories") or []]
+    return summary
 
 
 class PhaseProgress(NullObserver):

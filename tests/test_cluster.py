@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -87,6 +88,11 @@ def _baseline(stub: OpenAIStubServer, tmp_path, blueprints: int = 3, *extra: str
     return _result(run_dir), len(stub.chat_requests) - before
 
 
+def _last_funnels(err: str) -> list[str]:
+    """The funnel of each phase's last progress line."""
+    return [re.findall(rf"\| ({first} [^|]*) \|", err)[-1] for first in ("proposed", "conversations")]
+
+
 def _assert_as_baseline(run_dir, baseline) -> None:
     """Every baseline item accepted once, each conversation its own blueprint's: none lost or
     duplicated (what coverage steering leaves to the order of picks aside)."""
@@ -106,11 +112,14 @@ def test_a_cluster_run_equals_the_in_process_run_and_resumes_without_a_request(t
     oracle = Oracles()
     with OpenAIStubServer(oracle.script(n=2), max_lifetime=300) as stub:
         baseline, paid = _baseline(stub, tmp_path, 3, "--concurrency", "1")
+        baseline_funnels = _last_funnels(capsys.readouterr().err)
         run_dir = tmp_path / "cluster"
         args = _args(stub, run_dir, cache=True) + ["--concurrency", "1", "--database-url", url, "--workers", "1"]
         before = len(stub.chat_requests)
         assert main(args) == 0
-        out = capsys.readouterr().out
+        out, err = capsys.readouterr()
+        # the progress display counts the workers' nodes, relayed, as it counts its own
+        assert _last_funnels(err) == baseline_funnels and baseline_funnels[0].startswith("proposed 3 > format 3")
         worker_log = (run_dir / "workers" / "worker-0.log").read_text()
         assert len(stub.chat_requests) - before == paid
         assert main(["resume", str(run_dir)]) == 0  # everything finished: no request, the same data

@@ -2,8 +2,9 @@
 
 :func:`run_threads_on_cluster` is :func:`~apigen_mt.runner.run_threads` for cluster mode: the
 same items in, the same :class:`~apigen_mt.runner.ThreadOutcome` s out (final states read
-from the Postgres checkpoints), the same observer calls (``thread_finished``; node events
-stay in the workers). Threads already finished are reused, those running are left alone,
+from the Postgres checkpoints), the same observer calls (``thread_finished``, and the model
+calls and finished nodes the workers log, relayed; a node's update as the progress display
+reads it). Threads already finished are reused, those running are left alone,
 jobs a previous coordinator left waiting are cancelled (they carry its settings), the rest
 are queued; so running it again after a crash of the coordinator, a worker
 or the database finishes the phase without repeating a finished thread.
@@ -172,26 +173,34 @@ async def run_threads_on_cluster(
             if observer is not None:
                 observer.thread_finished(outcome)
 
-    async def relay_calls() -> None:
-        from apigen_mt.cluster.shared import unrelayed_calls
+    async def relay() -> None:
+        """The workers' model calls and finished nodes, to the observer (progress, run store)."""
+        from apigen_mt.cluster.shared import unrelayed_calls, unrelayed_nodes
 
         if observer is not None:
             for record in await asyncio.to_thread(unrelayed_calls, db):
                 observer.llm_call(record)
+            for thread_id, node, summary in await asyncio.to_thread(unrelayed_nodes, db):
+                observer.node_finished(thread_id, node, summary)
+
+    async def finished(ids: Sequence[str]) -> dict[str, str | None]:
+        """The threads of ``ids`` that finished; what the workers logged up to then relayed first
+        (a worker writes a thread's calls and nodes before its outcome)."""
+        done = await asyncio.to_thread(_finished, db, ids)
+        await relay()
+        return done
 
     try:
         async with app.open_async():
             await cancel_waiting(app)
-            await relay_calls()
-            done = await asyncio.to_thread(_finished, db, thread_ids)
-            await collect(done)
+            await collect(await finished(thread_ids))
             last_check = 0.0
             while len(outcomes) < len(items):
                 waiting = [(t, r) for t, r in items if t not in outcomes]
                 queued = await asyncio.to_thread(_queued, db, [t for t, _ in waiting])
                 # A worker writes a thread's outcome before its job leaves 'doing': asked after the
                 # queue, the outcomes hold every thread that left it, so none is queued twice.
-                await collect(await asyncio.to_thread(_finished, db, [t for t, _ in waiting if t not in queued]))
+                await collect(await finished([t for t, _ in waiting if t not in queued]))
                 for thread_id, request in waiting:
                     if thread_id in queued or thread_id in outcomes:
                         continue
@@ -203,8 +212,7 @@ async def run_threads_on_cluster(
                     if observer is not None:
                         observer.thread_started(thread_id, resumed=False)
                 await asyncio.sleep(POLL_S)
-                await relay_calls()
-                await collect(await asyncio.to_thread(_finished, db, [t for t, _ in waiting]))
+                await collect(await finished([t for t, _ in waiting]))
                 if workers is not None:
                     for name in workers.killed():
                         await retry_jobs_of(app, url, name)

@@ -76,6 +76,13 @@ CREATE TABLE IF NOT EXISTS apigen_calls (
     record jsonb NOT NULL,
     relayed boolean NOT NULL DEFAULT false
 );
+CREATE TABLE IF NOT EXISTS apigen_nodes (
+    seq bigserial PRIMARY KEY,
+    thread_id text NOT NULL,
+    node text NOT NULL,
+    summary jsonb NOT NULL,
+    relayed boolean NOT NULL DEFAULT false
+);
 CREATE TABLE IF NOT EXISTS apigen_attempts (
     seq bigserial PRIMARY KEY,
     thread_id text NOT NULL,

@@ -31,11 +31,12 @@ from apigen_mt.cluster.database import Connection, WriteBehind, connect
 from apigen_mt.llm.accounting import CallRecord
 from apigen_mt.llm.budget import BudgetExceeded, Reservation
 from apigen_mt.llm.cache import _decode, _encode
+from apigen_mt.runner import NullObserver
 from apigen_mt.tools.coverage import GIVE_UP, WriteCoverage
 from apigen_mt.tools.dedup import DEFAULT_THRESHOLD, DedupIndex, DuplicateMatch, action_signature
 
-__all__ = ["SharedBudget", "SharedCoverage", "SharedDedupIndex", "SharedResponseCache", "call_log_sink", "call_records",
-           "unrelayed_calls"]
+__all__ = ["NodeLog", "SharedBudget", "SharedCoverage", "SharedDedupIndex", "SharedResponseCache", "call_log_sink",
+           "call_records", "unrelayed_calls", "unrelayed_nodes"]
 
 DEDUP_LOCK = 7052
 
@@ -258,6 +259,36 @@ def call_log_sink(url: str) -> Any:
     sink.flush = writes.flush  # type: ignore[attr-defined]
     sink.close = writes.close  # type: ignore[attr-defined]
     return sink
+
+
+class NodeLog(NullObserver):
+    """A worker's observer: each node a thread finishes, as the progress display reads it
+    (:func:`~apigen_mt.progress.progress_summary`), written behind to ``apigen_nodes`` for the
+    coordinator to relay."""
+
+    def __init__(self, url: str) -> None:
+        self._writes = WriteBehind(url, "apigen-node-log")
+
+    def node_finished(self, thread_id: str, node: str, update: Any) -> None:
+        from apigen_mt.progress import progress_summary
+
+        self._writes.execute("INSERT INTO apigen_nodes (thread_id, node, summary) VALUES (%s, %s, %s)",
+                             (thread_id, node, json.dumps(progress_summary(node, update), default=str)))
+
+    def flush(self) -> None:
+        self._writes.flush()
+
+    def close(self) -> None:
+        self._writes.close()
+
+
+def unrelayed_nodes(db: Connection) -> list[tuple[str, str, dict[str, Any]]]:
+    """``(thread_id, node, summary)`` of the nodes no coordinator has relayed yet (marked now), in order."""
+    with db.use() as connection:
+        rows = connection.execute(
+            "UPDATE apigen_nodes SET relayed = true WHERE NOT relayed RETURNING seq, thread_id, node, summary"
+        ).fetchall()
+    return [(thread_id, node, summary) for _, thread_id, node, summary in sorted(rows, key=lambda row: row[0])]
 
 
 def _call_record(data: dict[str, Any]) -> CallRecord:

@@ -42,14 +42,14 @@ class _Worker:
     """The live objects of one worker process, made once and shared by its jobs."""
 
     def __init__(self, url: str, configuration: Configuration, saver: Any, name: str) -> None:
-        from apigen_mt.cluster.shared import SharedBudget, SharedCoverage, SharedResponseCache, call_log_sink
+        from apigen_mt.cluster.shared import NodeLog, SharedBudget, SharedCoverage, SharedResponseCache, call_log_sink
         from apigen_mt.graphs.phase1 import build_phase1_graph
         from apigen_mt.graphs.phase2 import build_phase2_graph
         from apigen_mt.llm.accounting import CallRecorder
         from apigen_mt.llm.factory import LLMRuntime
 
         self.url, self.configuration, self.name = url, configuration, name
-        self.call_log, self.budget = call_log_sink(url), SharedBudget(url)
+        self.call_log, self.budget, self.nodes = call_log_sink(url), SharedBudget(url), NodeLog(url)
         self.runtime = LLMRuntime.from_configuration(
             configuration, recorder=CallRecorder(sink=self.call_log), budget=self.budget,
             cache=SharedResponseCache(url) if configuration.cache.enabled else None,
@@ -88,12 +88,14 @@ class _Worker:
         config = {"configurable": {"apigen_mt": self.configuration, f"phase{phase}": settings},
                   "recursion_limit": 200 if phase == 1 else 1000}
         attempt = await asyncio.to_thread(self._attempt, thread_id)
-        outcome = await run_thread(self.graphs[phase], thread_id, request, config, self.context(phase, settings))
+        outcome = await run_thread(self.graphs[phase], thread_id, request, config, self.context(phase, settings),
+                                   self.nodes)
         await asyncio.to_thread(self._record, attempt, thread_id, outcome.error)
 
     def close(self) -> None:
         """Write what is still behind, then let the connections go."""
         self.call_log.close()
+        self.nodes.close()
         self.budget.close()
         self.coverage.close()
         self._db.close()
@@ -105,8 +107,9 @@ class _Worker:
                                       (thread_id, self.name)).fetchone()[0]
 
     def _record(self, attempt: int, thread_id: str, error: str | None) -> None:
-        # the thread's calls and settled tokens (written behind) are in before its outcome
+        # the thread's calls, nodes and settled tokens (written behind) are in before its outcome
         self.call_log.flush()
+        self.nodes.flush()
         self.budget.flush()
         with self._db.use() as connection, connection.transaction():
             connection.execute("UPDATE apigen_attempts SET ended = clock_timestamp() WHERE seq = %s", (attempt,))
