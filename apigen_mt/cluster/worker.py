@@ -29,6 +29,9 @@ __all__ = ["CONFIGURATION_ENV", "GRACE_S", "WorkerUnfit", "aserve"]
 CONFIGURATION_ENV = "APIGEN_MT_WORKER_CONFIGURATION"
 """A local worker's configuration, as its coordinator resolved it (JSON, in the environment only)."""
 GRACE_S = 30.0
+FETCH_POLL_S = 0.5
+"""How often an idle worker also looks for jobs: a notification sent while it was still starting
+to listen is not waited for the default 5 s."""
 RUN_POLL_S = 1.0
 
 log = logging.getLogger(__name__)
@@ -157,8 +160,8 @@ async def aserve(url: str, *, concurrency: int = 8, configuration: Configuration
     await _wait_for_run(url, configuration, name)
     async with open_postgres_checkpointer(url, pool_size=max(2, min(concurrency, 16))) as saver:
         worker = _Worker(url, configuration, saver, name)
-        await worker.runtime.aopen()
-        await worker.runtime.astart_local(configuration)
+        await worker.runtime.aopen()  # the embedded model, if a role uses it, starts at its first call:
+        # a worker serves both phases, and a Phase-1 job must not wait for the Phase-2 roles' server
         app = make_app(url)
         unfit: list[WorkerUnfit] = []
         log.info("worker %s: taking jobs from %s (concurrency %d)", name, public_database_url(url), concurrency)
@@ -182,7 +185,7 @@ async def aserve(url: str, *, concurrency: int = 8, configuration: Configuration
                 serving = asyncio.ensure_future(app.run_worker_async(
                     queues=[QUEUE], concurrency=concurrency, name=name, wait=True, delete_jobs="never",
                     install_signal_handlers=install_signal_handlers, update_heartbeat_interval=HEARTBEAT_S,
-                    shutdown_graceful_timeout=GRACE_S, listen_notify=True,
+                    shutdown_graceful_timeout=GRACE_S, listen_notify=True, fetch_job_polling_interval=FETCH_POLL_S,
                 ))
                 stopper = asyncio.ensure_future(stopping.wait())
                 await asyncio.wait({serving, stopper}, return_when=asyncio.FIRST_COMPLETED)
