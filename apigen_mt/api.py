@@ -387,7 +387,7 @@ def run_phase2(blueprints: Sequence[Mapping[str, Any]], **kwargs: Any) -> Phase2
             best_of_n, max_turns, ...).
         chat_models: ready chat models per role (``user``, ``user_critic``, ``assistant``),
             or a function of the blueprint returning them.
-        observer, database_url, workers: as in :func:`run_phase1`.
+        observer, database_url, workers, cluster: as in :func:`run_phase1`.
 
     Returns the verified, unique conversations (OpenAI message form, tools, reward) and
     every failed one with its reasons (stop cause, state differences, missing outputs).
