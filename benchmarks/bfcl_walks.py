@@ -5,7 +5,7 @@ For each single-class domain ``bfcl.<class>``: its API graph's edges, its writes
 the seeds give a grounded walk (:func:`~apigen_mt.tools.grounded_walk.grounded_walk`) and how
 many of those pass format, execution and policy (:func:`~apigen_mt.tools.checks.validate.validate_blueprint`
 on the walk with a placeholder instruction; grounding is the instruction's job, not the walk's),
-and which writes the walks end in. A class whose walks all end in one write has a yield but
+and which writes the walks end in (MathAPI has none: which calculations). A class whose walks all end in one write has a yield but
 little variety: both are printed.
 
     python benchmarks/bfcl_walks.py [--seeds 30] [bfcl.vehicle ...]
@@ -40,6 +40,7 @@ def main() -> None:
         domain = get_domain(name)
         graph = api_graph(domain)
         writes = sorted(t.name for t in domain.tools if t.kind == ToolKind.WRITE)
+        ends_of = writes or sorted(t.name for t in domain.tools if t.kind == ToolKind.READ)  # a calculator ends in reads
         started = time.perf_counter()
         walks = clean = 0
         ends: dict[str, int] = {}
@@ -54,7 +55,7 @@ def main() -> None:
         share = clean / max(1, args.seeds)
         shares.append(share)
         print(f"{name}: edges={graph.number_of_edges()} writes={len(writes)} walks={walks}/{args.seeds} "
-              f"policy_clean={clean}/{args.seeds} ({share:.0%}) writes_reached={len(ends)}/{len(writes)} "
+              f"policy_clean={clean}/{args.seeds} ({share:.0%}) {'writes' if writes else 'reads'}_reached={len(ends)}/{len(ends_of)} "
               f"ends={dict(sorted(ends.items()))} {time.perf_counter() - started:.1f}s", flush=True)
     print(f"bfcl_min_walk_yield={min(shares, default=0.0):.2f} classes_at_90={sum(s >= 0.9 for s in shares)}/{len(shares)}")
 

@@ -15,7 +15,7 @@ import copy
 import random
 from abc import ABC, abstractmethod
 from datetime import date
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -171,6 +171,11 @@ class Domain(ABC):
     conventional_values: Mapping[str, Mapping[str, tuple[Any, ...]]] = {}
     """Tool -> argument -> values every assistant knows from the tool's conventions (``cd``'s
     ``..``): the grounding check accepts them unsaid."""
+    stated_arguments: Mapping[str, Sequence[Mapping[str, Any]]] = {}
+    """Tool -> requests a user may make of it, each a dict of argument values no record or
+    output holds (a username and password, a route and a date, the numbers to add): grounded
+    walks draw one per call for the arguments nothing else fills. They are the user's to
+    say, so the grounding check asks the instruction to say them (they are not exempt)."""
     identification_tools: tuple[str, ...] = ()
     """Read tools that identify the user (``find_user_id_by_email``), which the policy asks for
     before the user's data: lookups (the grounding closure, an oracle) make them first."""

@@ -497,6 +497,9 @@ class SimpleDomain(Domain):
             (the conversation audit's ``confirmation`` check); ``True``: every write tool.
         identification_tools: The read tools that identify the user, which the policy asks
             for before the user's data (lookups make them first).
+        stated_arguments: Tool name -> requests a user may make of it, each a dict of argument
+            values no record holds (a username and password, a date): grounded walks draw
+            them, and the instruction must say them.
 
     Subclasses may override :meth:`user_ids`, :meth:`user_context` and
     :meth:`example_blueprints` instead of passing the callables.
@@ -520,6 +523,7 @@ class SimpleDomain(Domain):
         free_text_arguments: Mapping[str, Iterable[str]] | None = None,
         confirmed_writes: Iterable[str] | bool = (),
         identification_tools: Iterable[str] = (),
+        stated_arguments: Mapping[str, Iterable[Mapping[str, Any]]] | None = None,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise DomainError("a domain needs a non-empty name")
@@ -567,6 +571,7 @@ class SimpleDomain(Domain):
         unknown = sorted(set(self.identification_tools) - {spec.name for spec in self.tools if spec.kind is ToolKind.READ})
         if unknown:
             raise DomainError(f"domain {name!r}: identification_tools names tools that are not read tools: {unknown}")
+        self.stated_arguments = _stated_arguments(name, self._bound, stated_arguments or {})
 
     # -- Domain ------------------------------------------------------------------------------
     @property
@@ -636,3 +641,23 @@ class SimpleDomain(Domain):
         """Whether the pristine data still equals what was loaded (it is frozen, so only
         code that bypasses the frozen types could make this False)."""
         return json.dumps(self._data, sort_keys=True) == self._fingerprint
+
+
+def _stated_arguments(
+    name: str, tools: Mapping[str, "_Tool"], requests: Mapping[str, Iterable[Mapping[str, Any]]]
+) -> dict[str, list[dict[str, Any]]]:
+    """``stated_arguments`` checked: known tools, each request a dict of that tool's arguments."""
+    checked: dict[str, list[dict[str, Any]]] = {}
+    for tool_name, given in requests.items():
+        if tool_name not in tools:
+            raise DomainError(f"domain {name!r}: stated_arguments names an unknown tool {tool_name!r}")
+        known = set((tools[tool_name].spec.parameters.get("properties") or {}))
+        checked[tool_name] = []
+        for request in given:
+            if not isinstance(request, Mapping) or not request:
+                raise DomainError(f"domain {name!r}: stated_arguments[{tool_name!r}] holds {request!r}, not a dict of arguments")
+            unknown = sorted(set(request) - known)
+            if unknown:
+                raise DomainError(f"domain {name!r}: stated_arguments[{tool_name!r}] names arguments {tool_name} does not take: {unknown}")
+            checked[tool_name].append(dict(request))
+    return checked

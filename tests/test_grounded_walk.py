@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import pytest
 from apigen_mt.domains.base import ToolKind
 from apigen_mt.domains.registry import get_domain
 from apigen_mt.domains.simple import Db, SimpleDomain, ToolExecutionError, tool
 from apigen_mt.tools.api_graph.pool import fill_arguments, mostly_keyed_map, new_pool, grow_pool, user_pool
+from apigen_mt.tools.checks.grounding import required_values
 from apigen_mt.tools.checks.validate import validate_blueprint
 from apigen_mt.tools.grounded_walk import GroundedWalk, as_blueprint, grounded_walk
 from fake_shop import ORDERS, USERS, ShopDomain
@@ -121,7 +123,6 @@ def test_no_reachable_write_gives_none():
         user_table="notes",
     )
     assert grounded_walk(notes, random.Random(0), tries=5) is None
-    assert grounded_walk(get_domain("bfcl.ticket"), random.Random(0)) is None  # no entry point
 
 
 def test_pool_helpers():
@@ -141,3 +142,68 @@ def test_pool_helpers():
     )
     drawn = {fill_arguments(spec, pool, rng=random.Random(seed))[0]["first_name"] for seed in range(20)}
     assert drawn == {"Ann", "Bea"}
+
+
+@tool
+def get_vault(db: Db) -> dict:
+    """The vault: whether it is open, and what it holds."""
+    return db["vault"]["vault"]
+
+
+@tool(kind="write")
+def open_vault(db: Db, pin: str) -> str:
+    """Open the vault with the owner's PIN (any four digits the owner chose).
+
+    Args:
+        pin: The owner's PIN.
+    """
+    if not (len(pin) == 4 and pin.isdigit()):
+        raise ToolExecutionError("a PIN is four digits")
+    db["vault"]["vault"]["open"] = True
+    return "open"
+
+
+@tool(kind="write")
+def withdraw(db: Db, amount: float) -> dict:
+    """Take money out of the open vault.
+
+    Args:
+        amount: How much to take.
+    """
+    vault = db["vault"]["vault"]
+    if not vault["open"]:
+        raise ToolExecutionError("the vault is closed")
+    if amount > vault["cash"]:
+        raise ToolExecutionError("not that much in it")
+    vault["cash"] -= amount
+    return {"cash": vault["cash"]}
+
+
+def _vault(**options):
+    return SimpleDomain("vault", tools=[get_vault, open_vault, withdraw], policy="Be careful.",
+                        data={"vault": {"vault": {"open": False, "cash": 100.0}}}, **options)
+
+
+def test_the_user_s_stated_values_open_what_no_record_holds():
+    assert grounded_walk(_vault(), random.Random(0), tries=5) is None  # no PIN anywhere
+    domain = _vault(stated_arguments={"open_vault": [{"pin": "2468"}], "withdraw": [{"amount": 40.0}, {"amount": 500.0}]})
+    from apigen_mt.tools.api_graph import api_graph
+
+    assert api_graph(domain).nodes["withdraw"]["needs"] == "open_vault"  # closed before, open after
+    walks = [grounded_walk(domain, random.Random(seed)) for seed in range(10)]
+    assert all(w is not None and w.actions[1] == {"name": "open_vault", "arguments": {"pin": "2468"}} for w in walks)
+    withdrawals = [w.actions[-1]["arguments"] for w in walks if w.chain[-1] == "withdraw"]
+    assert withdrawals and all(a == {"amount": 40.0} for a in withdrawals)  # 500 fails: more than it holds
+    assert "2468" in required_values(domain, walks[0].actions)  # the instruction must say the PIN
+
+
+@pytest.mark.parametrize("stated, message", [
+    ({"close_vault": [{"pin": "1"}]}, "unknown tool 'close_vault'"),
+    ({"open_vault": [{"code": "1234"}]}, "does not take: ['code']"),
+    ({"open_vault": ["1234"]}, "not a dict of arguments"),
+])
+def test_bad_stated_arguments_are_named(stated, message):
+    from apigen_mt.domains.base import DomainError
+
+    with pytest.raises(DomainError, match=re.escape(message)):
+        _vault(stated_arguments=stated)

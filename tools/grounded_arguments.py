@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,28 +44,49 @@ class Known:
 
 
 def draw_arguments(
-    spec: ToolSpec, known: Known, graph: nx.DiGraph, rng: random.Random, follow: bool = True
+    spec: ToolSpec,
+    known: Known,
+    graph: nx.DiGraph,
+    rng: random.Random,
+    follow: bool = True,
+    stated: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any] | None:
     """One value per required argument, at random among the fitting ones; None if one has none.
 
     With ``follow``, the values of the latest earlier output that feeds the argument (a
     graph edge) win over the rest of the pool. A retry does without: the order just looked up
     may be the one to cancel, but its payment method is not the one to switch to.
+
+    ``stated``: the requests a user may make of the tool (``Domain.stated_arguments``); one
+    is drawn, and its values fill the arguments no earlier output feeds (a value already fed
+    to another argument does not feed this one too: ``add(a, b)`` after a mean adds a number
+    the user gives), its optional ones included.
     """
     props = properties(spec)
+    request = dict(stated[rng.randrange(len(stated))]) if stated else {}
     arguments: dict[str, Any] = {}
+    fed_so_far: set[str] = set()
     for name in spec.parameters.get("required") or []:
         schema = props.get(name, {})
         record = _record_schema(schema)
+        fed = [] if record is not None else _fed_values(spec, known, graph, name)
+        fresh = [value for value in fed if canonical_json(value) not in fed_so_far]
+        if name in request and not (follow and fresh):
+            arguments[name] = request[name]
+            continue
         if record is not None:
             choices = _records(known, name, record, array=_is_array(schema))
         else:
-            fed = _fed_values(spec, known, graph, name)
             choices = fed if follow and fed else _union(fed, _candidates(spec, known.pool, name, schema))
         if not choices:
             return None
         value = choices[rng.randrange(len(choices))]
+        if follow and value in fed:
+            fed_so_far.add(canonical_json(value))
         arguments[name] = [value] if _is_array(schema) and record is None else value
+    for name, value in request.items():
+        if name in props:
+            arguments.setdefault(name, value)
     return copy.deepcopy(arguments)  # nothing shared with the environment's own data
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import networkx as nx
@@ -25,7 +26,8 @@ from apigen_mt.tools.state_diff import canonical_json, state_hash
 
 @dataclass
 class GroundedWalk:
-    """A chain of calls that ran, in order, on one fresh environment; the last one a write.
+    """A chain of calls that ran, in order, on one fresh environment; the last one a write
+    (a read in a domain that has none: a calculation whose answer the user asks for).
 
     ``actions`` are ``{"name", "arguments"}`` dicts (a blueprint's gold actions);
     ``observations[i]`` is what ``actions[i]`` returned, as the agent would read it.
@@ -103,7 +105,7 @@ def _run_chain(
 ) -> GroundedWalk | None:
     """Run ``chain`` call by call on one environment; None as soon as a call cannot succeed."""
     last = domain.tool(chain[-1])
-    if last is None or last.kind != ToolKind.WRITE:
+    if last is None or (last.kind != ToolKind.WRITE and any(t.kind == ToolKind.WRITE for t in domain.tools)):
         return None
     known = Known()
     if records is not None:
@@ -112,7 +114,8 @@ def _run_chain(
     walk = GroundedWalk(user_id=None, chain=list(chain))
     for index, name in enumerate(chain):
         spec = domain.tool(name)
-        done = _first_success(spec, index, env, known, graph, rng, retries) if spec is not None else None
+        stated = (domain.stated_arguments or {}).get(name, ())
+        done = _first_success(spec, index, env, known, graph, rng, retries, stated) if spec is not None else None
         if done is None:
             return None
         env, arguments, observation = done
@@ -130,6 +133,7 @@ def _first_success(
     graph: nx.DiGraph,
     rng: random.Random,
     retries: int,
+    stated: Sequence[Mapping[str, Any]] = (),
 ) -> tuple[Environment, dict[str, Any], Any] | None:
     """Call ``spec`` with drawn arguments until a call succeeds: (the state after it, its
     arguments, its observation); None after ``retries`` failed retries or with no values."""
@@ -137,7 +141,7 @@ def _first_success(
     for draw in range(4 * (1 + max(0, retries))):  # a bound on draws, repeated ones included
         if len(tried) > max(0, retries):
             return None
-        arguments = draw_arguments(spec, known, graph, rng, follow=draw == 0)
+        arguments = draw_arguments(spec, known, graph, rng, follow=draw == 0, stated=stated)
         if arguments is None:
             return None  # some argument has no value anywhere
         signature = canonical_json(arguments)

@@ -70,6 +70,7 @@ from apigen_mt.domains.base import (
 )
 from apigen_mt.domains.bfcl import data
 from apigen_mt.domains.bfcl.call_parser import parse_call
+from apigen_mt.domains.bfcl.stated_arguments import STATED_ARGUMENTS
 from apigen_mt.tools.json_schema import TYPE_ALIASES, argument_errors
 from apigen_mt.tools.state_diff import canonical_json
 
@@ -510,6 +511,8 @@ FREE_TEXT = {  # what the user asks to be written, which the assistant words its
 """The BFCL arguments the grounding check treats as free text (a message body, a post)."""
 CONVENTIONS = {"cd": {"folder": ("..",)}}
 """Values a shell user knows without being told: ``cd ..`` goes up a level."""
+FORBIDDEN_EDGES = (("add_contact", "message_login"),)
+"""Chains the API graph must not suggest: the contact just added is not the user who logs in."""
 
 
 class BFCLDomain(Domain):
@@ -520,6 +523,15 @@ class BFCLDomain(Domain):
     @property
     def free_text_arguments(self) -> dict[str, tuple[str, ...]]:  # type: ignore[override]
         return {tool: args for tool, args in FREE_TEXT.items() if self.owner(tool)}
+
+    @property
+    def stated_arguments(self) -> dict[str, list[dict[str, Any]]]:  # type: ignore[override]
+        """The requests :mod:`.stated_arguments` writes for this domain's tools (shared: do not change)."""
+        return self._stated
+
+    @property
+    def forbidden_edges(self) -> list[tuple[str, str]]:
+        return [(source, target) for source, target in FORBIDDEN_EDGES if self.owner(source) and self.owner(target)]
 
     @property
     def conventional_values(self) -> dict[str, dict[str, tuple[Any, ...]]]:  # type: ignore[override]
@@ -583,6 +595,12 @@ class BFCLDomain(Domain):
                     if isinstance(p.default, (list, dict, set))
                 }
         self._tools = tools
+        self._stated = {
+            tool: requests
+            for class_name in classes
+            for tool, requests in STATED_ARGUMENTS.get(class_name, {}).items()
+            if self._owners.get(tool) == class_name
+        }
         self._scenario_ids = list(scenario_ids) if scenario_ids is not None else None
 
     # -- constructors ----------------------------------------------------------------------------

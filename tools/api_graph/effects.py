@@ -14,41 +14,79 @@ from __future__ import annotations
 import itertools
 import random
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from apigen_mt.domains.base import Domain, ToolKind, ToolSpec
+from apigen_mt.domains.base import Domain, Environment, ToolKind, ToolSpec
 from apigen_mt.tools.api_graph.pool import Pool, argument_candidates, grow_pool
 from apigen_mt.tools.api_graph.specs import element_type, properties, schema_choices
 from apigen_mt.tools.api_graph.values import decode
 from apigen_mt.tools.executor import run_call
 from apigen_mt.tools.state_diff import canonical_json, state_hash
 
-__all__ = ["EFFECT_WEIGHT", "effect_edges"]
+__all__ = ["EFFECT_WEIGHT", "argument_variants", "effect_edges", "fresh_reads"]
 
 EFFECT_WEIGHT = 0.5
 """An effect edge's weight: as likely a next step as a value edge of middling evidence."""
 MAX_VARIANTS = 8
 
 
-def _argument_variants(spec: ToolSpec, pool: Pool, rng: random.Random) -> list[dict[str, Any]]:
+def argument_variants(
+    spec: ToolSpec, pool: Pool, rng: random.Random, requests: Sequence[Mapping[str, Any]] = ()
+) -> list[dict[str, Any]]:
     """Up to ``MAX_VARIANTS`` calls of ``spec``: each required argument from the pool, else
-    from the schema's choices (all combinations when few, else a random sample)."""
+    from the schema's choices (all combinations when few, else a random sample); with
+    ``requests`` (what a user may ask of the tool: ``Domain.stated_arguments``), each
+    combination once per request, the request's values taken as they are."""
     options: list[list[Any]] = []
+    names: list[str] = []
     props = properties(spec)
     for name in spec.parameters.get("required") or []:
+        if requests and all(name in request for request in requests):
+            continue  # every request says it
         schema = props.get(name, {})
         values = [value for value, _ in argument_candidates(spec, pool, name)] or schema_choices(schema)
         if not values:
-            return []
-        if element_type(schema)[1]:
+            values = [request[name] for request in requests if name in request]
+            if not values:
+                return []
+        elif element_type(schema)[1]:
             values = [[value] for value in values]
         options.append(values[:MAX_VARIANTS])
+        names.append(name)
     combinations = list(itertools.islice(itertools.product(*options), 64))
-    if len(combinations) > MAX_VARIANTS:
-        combinations = rng.sample(combinations, MAX_VARIANTS)
-    names = list(spec.parameters.get("required") or [])
-    return [dict(zip(names, values)) for values in combinations]
+    calls = [dict(zip(names, values)) for values in combinations]
+    if requests:
+        calls = [{**call, **{k: v for k, v in request.items() if k in props}} for call in calls for request in requests]
+    if len(calls) > MAX_VARIANTS:
+        calls = rng.sample(calls, MAX_VARIANTS)
+    return calls
+
+
+def fresh_reads(
+    domain: Domain, tools: Mapping[str, ToolSpec], rng: random.Random
+) -> tuple[Environment, Pool, list[tuple[str, dict[str, Any], str]]]:
+    """A fresh environment, the pool its reads fill (from the first user's records on), and
+    each successful read call with its output as JSON text: what writes are probed against."""
+    env = domain.new_env()
+    pool: Pool = defaultdict(list)
+    try:
+        users = sorted(domain.user_ids())
+        if users:
+            grow_pool(pool, domain.user_context(users[0]), "user")
+    except Exception:  # a domain that cannot describe its users: the reads' outputs only
+        pass
+    shown: list[tuple[str, dict[str, Any], str]] = []
+    for spec in tools.values():
+        if spec.kind != ToolKind.READ:
+            continue
+        requests = (domain.stated_arguments or {}).get(spec.name, ())
+        for arguments in argument_variants(spec, pool, rng, requests):
+            call = run_call(env.fork(), len(shown), spec.name, arguments)
+            if call.ok:
+                shown.append((spec.name, arguments, canonical_json(call.observation)))
+                grow_pool(pool, decode(call.observation), spec.name)
+    return env, pool, shown
 
 
 def effect_edges(domain: Domain, tools: dict[str, ToolSpec], writes: Iterable[str]) -> dict[tuple[str, str], int]:
@@ -57,21 +95,12 @@ def effect_edges(domain: Domain, tools: dict[str, ToolSpec], writes: Iterable[st
     if not writes:
         return {}
     rng = random.Random(0)
-    env = domain.new_env()
-    pool: Pool = defaultdict(list)
-    shown: list[tuple[str, dict[str, Any], str]] = []  # a read's call on the fresh state and its output
-    for spec in tools.values():
-        if spec.kind != ToolKind.READ:
-            continue
-        for arguments in _argument_variants(spec, pool, rng):
-            call = run_call(env.fork(), len(shown), spec.name, arguments)
-            if call.ok:
-                shown.append((spec.name, arguments, canonical_json(call.observation)))
-                grow_pool(pool, decode(call.observation), spec.name)
+    env, pool, shown = fresh_reads(domain, tools, rng)
     pristine = state_hash(env)
     effects: dict[tuple[str, str], int] = defaultdict(int)
     for name in writes:
-        for arguments in _argument_variants(tools[name], pool, rng):
+        requests = (domain.stated_arguments or {}).get(name, ())
+        for arguments in argument_variants(tools[name], pool, rng, requests):
             trial = env.fork()
             if not run_call(trial, 0, name, arguments).ok or state_hash(trial) == pristine:
                 continue

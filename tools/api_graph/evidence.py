@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from apigen_mt.domains.base import ToolSpec
+from apigen_mt.domains.base import ToolKind, ToolSpec
 from apigen_mt.tools.api_graph.observe import Observations, Output
 from apigen_mt.tools.api_graph.specs import (
     arg_type,
@@ -33,6 +33,7 @@ SCORE_PROBE_FLOW = 0.35  # a probe call accepted a value taken from the source's
 SCORE_ACCEPTS = 0.45  # the target, which rejects junk, accepted a value from the source's output
 SCORE_VALUE_MATCH = 0.4  # an output value was used as this argument somewhere
 SCORE_FORMAT = 0.25  # an output value has the shape of this argument's values
+SCORE_RESULT = 0.3  # source and target return one number (calculators), the argument takes one
 KEY_WEIGHT = 0.7  # share of the edge weight that comes from id-like arguments
 MIN_WEIGHT = 0.1  # weaker edges are left out
 
@@ -132,11 +133,17 @@ def _value_evidence(
     to the target (``gold_flow``), that a probe of the target took from the source and the
     target accepted (``probe_flow``), that the target accepted in place of a validated
     argument (``accepts``), that the target was ever called with (``value_match``), or that has
-    the distinctive shape of the argument's values (``format``, e.g. ``#W\\d{7}``).
+    the distinctive shape of the argument's values (``format``, e.g. ``#W\\d{7}``). Of two
+    calculators (reads whose every output is one number), the first feeds the second's number arguments
+    (``result``: a mean, then rounded; not a temperature into a fuel amount).
     """
     evidence: list[dict[str, Any]] = []
     key_like = is_key_like(argument)
     link = (source.name, target.name, argument)
+    calculator = obs.outputs.get(target.name)
+    reads = source.kind == ToolKind.READ and target.kind == ToolKind.READ
+    if reads and out.is_result and calculator is not None and calculator.is_result and arg_type(schema) == "number":
+        evidence.append(_found("result", argument, SCORE_RESULT))
     used = obs.arg_values.get((target.name, argument), set())
     common = used & out.values
     scalar = out.scalar and arg_type(schema) in (None, "string", "integer")

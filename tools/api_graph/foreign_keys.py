@@ -11,7 +11,7 @@ from typing import Any
 
 from apigen_mt.domains.base import Domain
 from apigen_mt.tools.api_graph.observe import Observations, Output
-from apigen_mt.tools.api_graph.specs import chain_tools, element_type, matches_type, properties
+from apigen_mt.tools.api_graph.specs import chain_tools, element_type, matches_type, properties, schema_choices
 from apigen_mt.tools.api_graph.values import is_int_id, is_key_like, singular
 from apigen_mt.tools.executor import run_call
 
@@ -37,8 +37,8 @@ def accept_probe(domain: Domain, obs: Observations, max_calls: int) -> int:
         for argument in required:
             schema = props.get(argument, {})
             kind, array = element_type(schema)
-            if kind not in _JUNK or "enum" in schema:
-                continue
+            if kind not in _JUNK or schema_choices(schema):
+                continue  # a choice the schema offers is not a reference to other data
             others = {k: v for k, v in (base or {}).items() if k != argument}
             if any(arg not in others for arg in required if arg != argument):
                 continue  # no known-good values for the other arguments

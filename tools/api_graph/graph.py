@@ -1,7 +1,8 @@
 """The API graph itself: building it from a domain, its node attributes, and the per-domain cache.
 
 This is where the other modules meet: observations give evidence, evidence gives candidate
-edges, pruning drops some, and entry points mark where walks may start.
+edges, pruning drops some, write probes add preconditions (a login before a booking), and
+entry points mark where walks may start.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from apigen_mt.tools.api_graph.evidence import MIN_WEIGHT, edge_evidence
 from apigen_mt.tools.api_graph.export import to_dot, to_graphml
 from apigen_mt.tools.api_graph.foreign_keys import accept_probe
 from apigen_mt.tools.api_graph.observe import Observations, Output, collect_observations
+from apigen_mt.tools.api_graph.preconditions import ENABLES_WEIGHT, probe_writes
 from apigen_mt.tools.api_graph.pruning import prune_reasons
 from apigen_mt.tools.api_graph.specs import (
     chain_tools,
@@ -36,7 +38,8 @@ class ApiGraph(nx.DiGraph):
     """A networkx DiGraph of tool names with evidence-weighted edges, plus walks and exports.
 
     Node attributes: ``kind`` ("read"/"write"), ``entry`` (bool), ``entry_weight``,
-    ``required`` (comma-separated argument names), ``observed`` (outputs seen).
+    ``required`` (comma-separated argument names), ``observed`` (outputs seen), ``needs``
+    (the writes one of which must run first: a precondition).
     Edge attributes: ``weight`` in [0, 1], ``arguments`` (comma-separated arguments of the
     target this source can feed), ``evidence`` (list of dicts). ``graph["pruned"]`` lists the
     dropped candidate edges with their reasons.
@@ -90,12 +93,14 @@ def build_api_graph(
 
     Nodes are the domain's read and write tools. An edge ``A -> B`` says that an output of
     ``A`` can feed an argument of ``B``; candidate edges weaker than ``min_weight`` are left
-    out, and self-loops are never candidates. A write no such edge reaches gets an edge from
-    each read that shows its effect (evidence of type ``effect``, no argument fed:
-    :mod:`~apigen_mt.tools.api_graph.effects`).
+    out, and self-loops are never candidates. A write that succeeds only after another gets an
+    edge from it (evidence ``enables``: :mod:`~apigen_mt.tools.api_graph.preconditions`). A
+    write no such edge reaches gets an edge from each read that shows its effect (evidence of
+    type ``effect``, no argument fed: :mod:`~apigen_mt.tools.api_graph.effects`).
     """
     tools = chain_tools(domain)
     obs = collect_observations(domain, probe_users, probe_rounds)
+    preconditions = probe_writes(domain, tools, obs)
     accept_calls = accept_probe(domain, obs, max_accept_calls) if max_accept_calls else 0
     graph = ApiGraph(
         domain=domain.name,
@@ -115,9 +120,11 @@ def build_api_graph(
             observed=obs.outputs.get(name, Output()).count,
             entry=False,
             entry_weight=0.0,
+            needs="",
         )
     candidates = _candidate_edges(tools, obs, min_weight)
-    reasons = prune_reasons(domain, tools, obs, candidates)
+    preconditioned = {pair: {"evidence": []} for pair in preconditions if pair not in candidates}
+    reasons = prune_reasons(domain, tools, obs, {**candidates, **preconditioned})
     for (source, target), data in sorted(candidates.items()):
         if (source, target) not in reasons:
             graph.add_edge(
@@ -130,11 +137,27 @@ def build_api_graph(
     graph.graph["pruned"] = [
         {"source": source, "target": target, "reason": reason} for (source, target), reason in reasons.items()
     ]
+    for (source, target), found in sorted(preconditions.items()):
+        evidence = {"type": "enables", "argument": None, "calls": found.calls, "score": ENABLES_WEIGHT}
+        if graph.has_edge(source, target):
+            data = graph.edges[source, target]
+            data["evidence"] = [*data["evidence"], evidence]
+            data["weight"] = max(data["weight"], ENABLES_WEIGHT)
+            data["arguments"] = ",".join(sorted(set(_split(data["arguments"])) | found.arguments))
+        elif (source, target) not in reasons:
+            graph.add_edge(source, target, weight=ENABLES_WEIGHT, arguments=",".join(sorted(found.arguments)), evidence=[evidence])
+    for (source, target), found in preconditions.items():
+        if found.needed and graph.has_edge(source, target):
+            graph.nodes[target]["needs"] = ",".join(sorted({*_split(graph.nodes[target]["needs"]), source}))
     unreached = [n for n, kind in graph.nodes(data="kind") if kind == ToolKind.WRITE.value and not graph.in_degree(n)]
     for (source, target), count in sorted(effect_edges(domain, tools, unreached).items()):
         graph.add_edge(source, target, weight=EFFECT_WEIGHT, arguments="", evidence=[{"type": "effect", "argument": None, "calls": count, "score": EFFECT_WEIGHT}])
     _mark_entry_points(graph, domain, tools, obs)
     return graph
+
+
+def _split(value: str) -> list[str]:
+    return [part for part in value.split(",") if part]
 
 
 def _candidate_edges(
@@ -163,8 +186,9 @@ def _mark_entry_points(
 
     The domain's ``entry_tools`` hook wins when it has one. Otherwise: the first read tools of
     the gold traces (the ways the benchmark's users start), else the reads whose required
-    arguments all come from the user's own records; reads with no required argument (and
-    some out-edge) are entries too, with less weight.
+    arguments all come from the user's own records; reads whose required arguments are all
+    choices the schema offers or values every stated request gives (and that have some
+    out-edge, or the domain has no write) are entries too, with less weight.
     """
     explicit = _entry_tools(domain)
     reads = [n for n, s in tools.items() if s.kind == ToolKind.READ]
@@ -181,10 +205,14 @@ def _mark_entry_points(
             ):
                 entries[name] = 1.0
     if explicit is None:
-        for name in reads:  # reads that need nothing from anyone (or only a choice the schema offers)
+        stated = domain.stated_arguments or {}
+        answers = not graph.write_tools  # with no write, a read is where a walk ends (a calculation)
+        for name in reads:  # reads that need nothing but a choice the schema offers or the user's words
             props = properties(tools[name])
+            requests = stated.get(name) or ()
             required = tools[name].parameters.get("required") or []
-            if all(schema_choices(props.get(a, {})) for a in required) and graph.out_degree(name):
+            given = all(schema_choices(props.get(a, {})) or (requests and all(a in r for r in requests)) for a in required)
+            if given and (graph.out_degree(name) or answers):
                 entries.setdefault(name, 0.5)
     for name, weight in entries.items():
         graph.nodes[name]["entry"] = True

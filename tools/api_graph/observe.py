@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,7 @@ from apigen_mt.tools.api_graph.values import (
     is_specific,
     leaf_values,
     singular,
+    tool_noun,
 )
 from apigen_mt.tools.executor import execute_actions, run_call
 from apigen_mt.tools.state_diff import canonical_json
@@ -38,14 +39,24 @@ class Output:
     values: set[str] = field(default_factory=set)  # specific scalar values at any depth
     scalar: bool = False  # some output was a bare scalar
     count: int = 0
+    numbers: int = 0  # outputs that were one number in a record of one field ({"result": 4.5})
     samples: dict[str, list[Any]] = field(default_factory=dict)  # field -> a few scalar values
 
     @classmethod
-    def of(cls, data: Any) -> Output:
-        """The fields and values of one (decoded) output."""
+    def of(cls, data: Any, noun: str | None = None) -> Output:
+        """The fields and values of one (decoded) output; ``noun``: what its top records are
+        (:func:`~.values.tool_noun`), whose ``id`` is also a ``<noun>_id``."""
         out = cls(scalar=isinstance(data, (str, int, float)) and not isinstance(data, bool))
-        _walk_output(data, out)
+        values = list(data.values()) if isinstance(data, Mapping) else []
+        out.numbers = int(len(values) == 1 and isinstance(values[0], (int, float)) and not isinstance(values[0], bool))
+        _walk_output(data, out, noun)
         return out
+
+    @property
+    def is_result(self) -> bool:
+        """Every output was a single number (a calculator's ``{"result": 4.5}``): what the next
+        calculation takes."""
+        return bool(self.count) and self.numbers == self.count
 
     def add(self, out: Output, data: Any) -> None:
         """Merge one call's output (``out``, read from ``data``) into this tool's total."""
@@ -53,6 +64,7 @@ class Output:
         self.values |= out.values
         self.scalar = self.scalar or out.scalar
         self.count += 1
+        self.numbers += out.numbers
         for key, values in user_pool(data).items():
             kept = self.samples.setdefault(key, [])
             for value in values:
@@ -114,7 +126,7 @@ class Observations:
     def record(self, name: str, arguments: Mapping[str, Any], observation: Any) -> Output:
         """Note a successful call: its output, and the values each argument was given."""
         data = decode(observation)
-        out = Output.of(data)
+        out = Output.of(data, tool_noun(name))
         self.outputs[name].add(out, data)
         self.call_examples.setdefault(name, dict(arguments))
         for arg, value in arguments.items():
@@ -197,7 +209,8 @@ def _probe_reads(
         done: set[tuple[str, str]] = set()
         for _ in range(probe_rounds):
             for spec in reads:
-                for arguments, sources in _call_variants(spec, pool)[:6]:
+                requests = (domain.stated_arguments or {}).get(spec.name, ())
+                for arguments, sources in _call_variants(spec, pool, requests)[:6]:
                     signature = (spec.name, canonical_json(arguments))
                     if signature in done:
                         continue
@@ -213,16 +226,25 @@ def _probe_reads(
                     grow_pool(pool, decode(call.observation), spec.name)
 
 
-def _call_variants(spec: ToolSpec, pool: Pool) -> list[tuple[dict[str, Any], dict[str, str]]]:
-    """One call of ``spec`` from the pool, then the same call with each argument fed by each tool."""
-    base = fill_arguments(spec, pool)
+def _call_variants(
+    spec: ToolSpec, pool: Pool, requests: Sequence[Mapping[str, Any]] = ()
+) -> list[tuple[dict[str, Any], dict[str, str]]]:
+    """One call of ``spec`` from the pool, then the same call with each argument fed by each
+    tool; with ``requests`` (what a user may ask of the tool), the first fills what the pool
+    does not, and the next two give calls of their own."""
+    first = requests[0] if requests else None
+    base = fill_arguments(spec, pool, stated=first)
     if base is None:
         return []
     variants = [base]
     for arg in spec.parameters.get("required") or []:
         for source in sorted({src for _, src in pooled_values(pool, arg)}):
             if source not in ("user", base[1].get(arg)):
-                variant = fill_arguments(spec, pool, prefer=(arg, source))
+                variant = fill_arguments(spec, pool, prefer=(arg, source), stated=first)
                 if variant is not None:
                     variants.append(variant)
+    for request in requests[1:3]:
+        variant = fill_arguments(spec, pool, stated=request)
+        if variant is not None:
+            variants.append(variant)
     return variants

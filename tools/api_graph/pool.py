@@ -17,7 +17,7 @@ from typing import Any
 
 from apigen_mt.domains.base import ToolSpec
 from apigen_mt.tools.api_graph.specs import element_type, matches_type, properties
-from apigen_mt.tools.api_graph.values import decode, field_aliases, is_keyed_map, singular
+from apigen_mt.tools.api_graph.values import decode, field_aliases, is_keyed_map, singular, tool_noun
 from apigen_mt.tools.state_diff import canonical_json
 
 Pool = dict[str, list[tuple[Any, str]]]  # field name -> (value, where it came from: "user" or a tool)
@@ -44,10 +44,14 @@ def mostly_keyed_map(value: Mapping[str, Any]) -> bool:
 _FIELD_NAME = re.compile(r"[A-Za-z_]+")  # what values.is_keyed_map takes for a field name
 
 
-def user_pool(context: Any, keyed: Callable[[Mapping[str, Any]], bool] = is_keyed_map) -> dict[str, list[Any]]:
+def user_pool(
+    context: Any, keyed: Callable[[Mapping[str, Any]], bool] = is_keyed_map, noun: str | None = None
+) -> dict[str, list[Any]]:
     """Field name -> values, from a user's records (the values a user can tell the agent).
 
-    ``keyed`` tells a dict keyed by ids (``payment_methods``) from a record with fields.
+    ``keyed`` tells a dict keyed by ids (``payment_methods``) from a record with fields;
+    ``noun``: what the records at the top are (:func:`~.values.tool_noun`), whose ``id`` is
+    also a ``<noun>_id``.
     """
     pool: dict[str, list[Any]] = defaultdict(list)
 
@@ -61,10 +65,12 @@ def user_pool(context: Any, keyed: Callable[[Mapping[str, Any]], bool] = is_keye
                 for k, item in value.items():
                     if key:
                         add(f"{singular(key)}_id", str(k))
+                        if key.endswith("_list"):  # BFCL's credit_card_list is keyed by card ids
+                            add(f"{singular(key[: -len('_list')])}_id", str(k))
                     walk(item, None)
             else:
                 for k, item in value.items():
-                    for alias in field_aliases(str(k), key):
+                    for alias in field_aliases(str(k), key or noun):
                         if isinstance(item, (str, int, float)) and not isinstance(item, bool):
                             add(alias, item)
                     walk(item, str(k))
@@ -84,8 +90,9 @@ def user_pool(context: Any, keyed: Callable[[Mapping[str, Any]], bool] = is_keye
 def grow_pool(
     pool: Pool, data: Any, source: str, keyed: Callable[[Mapping[str, Any]], bool] = is_keyed_map
 ) -> None:
-    """Add the values found in ``data`` to ``pool``, noting ``source`` as where they came from."""
-    for name, values in user_pool(data, keyed).items():
+    """Add the values found in ``data`` to ``pool``, noting ``source`` as where they came from
+    (a tool's name also says what its records are: :func:`~.values.tool_noun`)."""
+    for name, values in user_pool(data, keyed, None if source == "user" else tool_noun(source)).items():
         entries = pool.setdefault(name, [])
         known = {canonical_json(v) for v, _ in entries}
         for value in values:
@@ -94,8 +101,14 @@ def grow_pool(
 
 
 def pooled_values(pool: Pool, name: str) -> list[tuple[Any, str]]:
-    """The pool's values for an argument, under its own name or its singular."""
-    return pool.get(name) or pool.get(singular(name)) or []
+    """The pool's values for an argument, under its own name or its singular, else under the
+    one longer name that ends in it (``card_id`` <- ``credit_card_id``, ``first_name`` <-
+    ``user_first_name``)."""
+    found = pool.get(name) or pool.get(singular(name))
+    if found or "_" not in name:
+        return found or []
+    longer = [field for field, values in pool.items() if values and field.endswith("_" + name)]
+    return pool[longer[0]] if len(longer) == 1 else []
 
 
 def argument_candidates(
@@ -120,24 +133,34 @@ def fill_arguments(
     prefer: tuple[str, str] | None = None,
     *,
     rng: random.Random | None = None,
+    stated: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]] | None:
     """Required arguments for ``spec`` from ``pool`` and where each came from; None when one is missing.
 
     ``prefer=(argument, source)`` takes that argument's value from that source. Each value is
     the first fitting candidate, or, with ``rng``, one drawn at random among them (so that
-    repeated calls do not always name the same entity).
+    repeated calls do not always name the same entity). ``stated``: a request a user may make
+    of the tool (``Domain.stated_arguments``), whose values are taken as they are (its optional
+    arguments too; ``prefer`` still wins), with ``"user"`` as their source, as a walk takes them.
     """
     props = properties(spec)
     arguments: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    stated = stated or {}
     for name in spec.parameters.get("required") or []:
         _, array = element_type(props.get(name, {}))
         candidates = argument_candidates(spec, pool, name)
         if prefer is not None and prefer[0] == name:
             candidates = [c for c in candidates if c[1] == prefer[1]]
+        if name in stated and not (prefer is not None and prefer[0] == name):
+            arguments[name], sources[name] = stated[name], "user"
+            continue
         if not candidates:
             return None
         value, source = candidates[rng.randrange(len(candidates))] if rng is not None else candidates[0]
         arguments[name] = [value] if array else value
         sources[name] = source
+    for name, value in stated.items():
+        if name in props and name not in arguments:
+            arguments[name], sources[name] = value, "user"
     return arguments, sources

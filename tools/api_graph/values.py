@@ -93,6 +93,14 @@ def is_keyed_map(value: Mapping[str, Any]) -> bool:
     return bool(value) and any(not _is_identifier(str(k)) for k in value)
 
 
+def tool_noun(tool: str) -> str | None:
+    """What a snake_case tool's name says it returns: ``create_ticket`` -> ``ticket``,
+    ``get_user_tickets`` -> ``ticket``; None for one word (``ls``) or camelCase. A record's
+    bare ``id`` in that tool's output is then also a ``ticket_id``."""
+    words = tool.split("_")
+    return singular(words[-1]) if len(words) > 1 and words[-1].isalpha() and words[-1].islower() else None
+
+
 def field_aliases(key: str, parent: str | None) -> set[str]:
     """The names a field answers to: ``id`` inside ``orders`` is also an ``order_id``."""
     names = {key}

@@ -39,7 +39,11 @@ def _split(value: Any) -> list[str]:
 
 
 def _covered(graph: nx.DiGraph, path: list[str], write: str) -> bool:
-    """Whether the chain so far can feed every id-like argument of ``write`` that some tool feeds."""
+    """Whether the chain so far can feed every id-like argument of ``write`` that some tool
+    feeds, and holds one of the writes it needs first (its ``needs``: a login), if any."""
+    needs = set(_split(graph.nodes[write].get("needs")))
+    if needs and not needs & set(path):
+        return False
     feedable: set[str] = set()
     fed: set[str] = set()
     for source in graph.predecessors(write):
@@ -76,7 +80,8 @@ def random_walk(
     cover: bool = True,
     tries: int = 30,
 ) -> list[str] | None:
-    """A plausible chain of tool names: starts at an entry point, follows edges, ends in a write.
+    """A plausible chain of tool names: starts at an entry point, follows edges, ends in a write
+    (in a domain without writes, in a read, the calls before it counting as writes do).
 
     ``graph`` is an :class:`ApiGraph` or any DiGraph with the same node/edge attributes (a
     GraphML round trip works). Successors are drawn in proportion to edge weight, only among
@@ -87,8 +92,8 @@ def random_walk(
     ``end`` it runs until it reaches that write. Nodes are not revisited. With ``cover`` a
     write is only entered once the chain holds, for each of its id-like arguments that some
     tool can feed, a tool that feeds it (``book_reservation`` needs a flight search, not
-    just the user's details). ``start`` forces the first tool (default: an entry point,
-    drawn by ``entry_weight``).
+    just the user's details), and one of the writes it needs first (``needs``: a login).
+    ``start`` forces the first tool (default: an entry point, drawn by ``entry_weight``).
 
     Returns None when no such chain exists (no entry point reaches a write within
     ``max_len``, or ``tries`` attempts hit dead ends). Deterministic given ``rng``'s state.
@@ -96,7 +101,9 @@ def random_walk(
     write = ToolKind.WRITE.value
     if max_len < 1 or (end is not None and (end not in graph or _kind(graph, end) != write)):
         return None
-    targets = [end] if end is not None else [n for n in graph if _kind(graph, n) == write]
+    # a domain with no write (a calculator) ends its chains in a read: the answer
+    final = write if any(_kind(graph, n) == write for n in graph) else ToolKind.READ.value
+    targets = [end] if end is not None else [n for n in graph if _kind(graph, n) == final]
     distance = _distance_to(graph, targets)
     if start is not None:
         entries = [start] if start in graph else []
@@ -111,7 +118,7 @@ def random_walk(
         writes = 0
         while True:
             node = path[-1]
-            if _kind(graph, node) == write:
+            if _kind(graph, node) == final:
                 writes += 1
                 if end is not None:
                     if node == end:
@@ -138,7 +145,7 @@ def random_walk(
                 reads = [s for s in options if _kind(graph, s) != write]
                 options = reads or options
             if not options:
-                if end is None and _kind(graph, node) == write and len(path) >= min_len:
+                if end is None and _kind(graph, node) == final and len(path) >= min_len:
                     return path
                 break  # dead end: try again
             path.append(
