@@ -35,7 +35,7 @@ from apigen_mt.llm.accounting import CallRecorder
 from apigen_mt.llm.factory import LLMRuntime
 from apigen_mt.llm.preflight import phase_roles
 from apigen_mt.runner import RunObserver, ThreadOutcome, open_checkpointer, run_threads
-from apigen_mt.tools.contamination import guard_for
+from apigen_mt.tools.contamination import contamination_flags
 from apigen_mt.tools.coverage import WriteCoverage, write_names
 from apigen_mt.tools.dedup import DedupIndex
 
@@ -241,7 +241,7 @@ def phase1_result(outcomes: Sequence[ThreadOutcome], domain: str) -> Phase1Resul
             result.rejected.append({"id": blueprint_id, "rejection": values.get("rejection") or {}})
         else:
             result.errors[blueprint_id] = f"unfinished (status {values.get('status')!r})"
-    result.contamination = guard_for(domain).flags(result.blueprints)
+    result.contamination = contamination_flags(result.blueprints, domain)
     return result
 
 

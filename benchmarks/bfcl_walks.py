@@ -8,7 +8,10 @@ on the walk with a placeholder instruction; grounding is the instruction's job, 
 and which writes the walks end in (MathAPI has none: which calculations). A class whose walks all end in one write has a yield but
 little variety: both are printed.
 
-    python benchmarks/bfcl_walks.py [--seeds 30] [bfcl.vehicle ...]
+    python benchmarks/bfcl_walks.py [--seeds 30] [--pool] [bfcl.vehicle ...]
+
+``--pool`` draws each seed's initial state from the class's state pool as Phase 1 does
+(``edges`` is then the pristine state's graph).
 
 Last line: ``bfcl_min_walk_yield=<lowest share over the classes> classes_at_90=<n>/8``.
 """
@@ -32,6 +35,8 @@ CLEAN_STAGES = ("format", "execution", "policy")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=30)
+    parser.add_argument("--pool", action="store_true",
+                        help="each seed's walk in a state drawn from the class's state pool, as Phase 1 draws it")
     parser.add_argument("domains", nargs="*", default=[f"bfcl.{short}" for short in SHORT_NAMES])
     args = parser.parse_args()
 
@@ -44,17 +49,21 @@ def main() -> None:
         started = time.perf_counter()
         walks = clean = 0
         ends: dict[str, int] = {}
+        pool = domain.state_pool() if args.pool else []
+        states: set[str] = set()
         for seed in range(args.seeds):
-            walk = grounded_walk(domain, random.Random(seed))
+            world = get_domain(pool[random.Random(f"{seed}:state").randrange(len(pool))]) if pool else domain
+            states.add(world.name)
+            walk = grounded_walk(world, random.Random(seed))
             if walk is None:
                 continue
             walks += 1
-            if validate_blueprint(domain, as_blueprint(walk, domain, "Do it.")).stage not in CLEAN_STAGES:
+            if validate_blueprint(world, as_blueprint(walk, world, "Do it.")).stage not in CLEAN_STAGES:
                 clean += 1
             ends[walk.chain[-1]] = ends.get(walk.chain[-1], 0) + 1
         share = clean / max(1, args.seeds)
         shares.append(share)
-        print(f"{name}: edges={graph.number_of_edges()} writes={len(writes)} walks={walks}/{args.seeds} "
+        print(f"{name}: states={len(states)} edges={graph.number_of_edges()} writes={len(writes)} walks={walks}/{args.seeds} "
               f"policy_clean={clean}/{args.seeds} ({share:.0%}) {'writes' if writes else 'reads'}_reached={len(ends)}/{len(ends_of)} "
               f"ends={dict(sorted(ends.items()))} {time.perf_counter() - started:.1f}s", flush=True)
     print(f"bfcl_min_walk_yield={min(shares, default=0.0):.2f} classes_at_90={sum(s >= 0.9 for s in shares)}/{len(shares)}")

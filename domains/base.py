@@ -238,6 +238,12 @@ class Domain(ABC):
         """Few-shot examples; for benchmark-derived domains, from a *train* split only."""
         return []
 
+    def state_pool(self) -> list[str]:
+        """Names of domains with these tools in other initial states, this one's first (empty:
+        one state only). Phase 1 draws one per blueprint (``state_pool`` setting), and the
+        blueprint carries the drawn name, so every later check runs in its state."""
+        return []
+
     def check_runs(self) -> list[tuple[str, list[dict[str, Any]]]]:
         """``(name, actions)`` sequences that exercise the tools from a fresh environment, for
         ``apigen-mt check-domain`` only: never shown to a model (a benchmark's test data may

@@ -42,7 +42,9 @@ BFCL_ENTRY_PREFIX = "bfcl.multi_turn_"
 
 def is_builtin(name: str) -> bool:
     """Whether ``name`` is a domain shipped here (not a user's module)."""
-    return name in BUILTIN or name.startswith(BFCL_ENTRY_PREFIX)
+    return name in BUILTIN or name.startswith(BFCL_ENTRY_PREFIX) or (
+        name.partition("@")[0] in BUILTIN and name.startswith("bfcl.") and "@" in name
+    )
 
 
 _LOADED: dict[str, Domain] = {}
@@ -67,6 +69,11 @@ def _load(name: str) -> Domain:
         from apigen_mt.domains.bfcl.domain import BFCLDomain
 
         return BFCLDomain.for_entry(name[len("bfcl."):])
+    base, _, state = name.partition("@")
+    if state and base in BUILTIN and base.startswith("bfcl."):  # a class in another state: bfcl.ticket@multi_turn_base_23
+        from apigen_mt.domains.bfcl.domain import BFCLDomain
+
+        return BFCLDomain.for_class(base[len("bfcl."):], state)
     if "." not in name:
         raise DomainError(
             f"unknown domain {name!r}. Built-in domains: {', '.join(BUILTIN)}; "

@@ -73,10 +73,14 @@ def _clean_walk(domain: Any, seed: int, tries: int, coverage: Any = None) -> dic
 
 
 def prepare(state: Phase1State, config: RunnableConfig, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    """Sample the context; resolve the proposer (a grounded request without a clean walk
-    falls back to ``llm`` and says so in the context)."""
+    """Draw the initial state (a domain of the run domain's state pool, when it has one),
+    sample the context; resolve the proposer (a grounded request without a clean walk falls
+    back to ``llm`` and says so in the context)."""
     settings = Phase1Settings.from_config(config)
     domain = get_domain(state.domain)
+    pool = domain.state_pool() if settings.state_pool else []
+    if pool:  # the world this blueprint starts in: its domain from here on
+        domain = get_domain(pool[_rng(state.seed, "state").randrange(len(pool))])
     mode = state.mode or settings.mode
     if mode not in ("llm", "grounded", "mixed"):
         raise ValueError(f"mode must be llm, grounded or mixed, not {mode!r}")
@@ -93,7 +97,8 @@ def prepare(state: Phase1State, config: RunnableConfig, runtime: Runtime[RunCont
     if mode == "grounded" and walk is None:
         context["fallback"] = "no executable, policy-clean API-graph walk was found: the LLM proposes the actions"
         mode = "llm"
-    return {"context": context, "walk": walk, "proposer": mode, "max_actions": settings.actions_for(compact)}
+    return {"domain": domain.name, "context": context, "walk": walk, "proposer": mode,
+            "max_actions": settings.actions_for(compact)}
 
 
 async def propose(state: Phase1State, config: RunnableConfig, runtime: Runtime[RunContext]) -> dict[str, Any]:

@@ -38,9 +38,12 @@ async def recombine(state: RecombineState, config: RunnableConfig, runtime: Runt
     users = {user_of(source) for source in state.sources}
     if len(users) != 1 or None in users:
         raise ValueError(f"recombination needs blueprints of one known user, got users {sorted(map(str, users))}")
+    worlds = {str(source.get("domain") or state.domain) for source in state.sources}
+    if len(worlds) != 1:  # blueprints of one user in two initial states cannot be one task
+        raise ValueError(f"recombination needs blueprints of one domain and state, got {sorted(worlds)}")
     settings = Phase1Settings.from_config(config)
     context = run_context(runtime)
-    domain = get_domain(state.domain)
+    domain = get_domain(worlds.pop())
     round_ = state.round + 1
     limits = await v.round_limits(settings, context, config, state.domain)
     trace = v.trace_config(config, {"blueprint_id": state.blueprint_id, "round": round_}, "recombine", "recombiner")
@@ -52,7 +55,7 @@ async def recombine(state: RecombineState, config: RunnableConfig, runtime: Runt
         failure = {"stage": "generation", "passed": False, "reasons": [result.error], "diff": None}
         return {"round": round_, "proposal": None, "check": failure, **limits}
     blueprint = combined_blueprint(result.value, domain, state.sources, state.blueprint_id, user_id=users.pop())
-    return {"round": round_, "proposal": blueprint.to_json(), "check": None, **limits}
+    return {"domain": domain.name, "round": round_, "proposal": blueprint.to_json(), "check": None, **limits}
 
 
 def build_recombine_graph() -> StateGraph:

@@ -58,6 +58,8 @@ class Phase1Settings(BaseModel):
                             "instruction does not make obtainable (tools/checks/grounding.py)")
     dedup: bool = Field(True, description="reject exact and near-duplicate blueprints")
     dedup_threshold: float = Field(0.85, gt=0.0, le=1.0, description="instruction similarity that counts as a duplicate")
+    state_pool: bool = Field(True, description="draw each blueprint's initial state from the domain's pool of "
+                             "states (BFCL: the states its entries load; the blueprint's domain names the one drawn)")
     walk_tries: int = Field(8, ge=1, le=100, description="grounded mode: walks drawn before falling back to llm mode")
     prompts_dir: str | None = Field(None, description="a folder of prompt overrides")
 

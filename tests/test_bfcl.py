@@ -313,8 +313,8 @@ def test_scenarios_are_exactly_those_whose_data_is_the_domain_state():
     others = [e["id"] for e in data.all_entries() if "TradingBot" in e["involved_classes"] and e["id"] not in ids]
     assert others and "long_context" not in "".join(ids)
     context = trading.user_context(ids[0], max_chars=800)
-    assert context["scenario_id"] == ids[0] and "TradingBot" in context["initial_config"]
-    assert len(json.dumps(context["initial_config"])) <= 800
+    assert context["scenario_id"] == ids[0] and "TradingBot" in context["initial_state"]
+    assert len(json.dumps(context["initial_state"])) <= 800
     with pytest.raises(DomainError, match="not a scenario"):
         trading.user_context(others[0])
     # every other scenario is a domain of its own, by name

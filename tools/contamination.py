@@ -15,7 +15,7 @@ from typing import Any
 
 from apigen_mt.tools.dedup import DEFAULT_THRESHOLD, DedupIndex
 
-__all__ = ["ContaminationGuard", "benchmark_test_blueprints", "guard_for"]
+__all__ = ["ContaminationGuard", "benchmark_test_blueprints", "contamination_flags", "guard_for"]
 
 TAU2_DOMAINS = ("retail", "airline")
 
@@ -62,3 +62,16 @@ class ContaminationGuard:
 def guard_for(domain: str, threshold: float = DEFAULT_THRESHOLD) -> ContaminationGuard:
     """The (cached) guard of a domain; empty for domains without a test split."""
     return ContaminationGuard(benchmark_test_blueprints(domain), threshold)
+
+
+def contamination_flags(blueprints: Iterable[Mapping[str, Any]], domain: str) -> dict[str, str]:
+    """``{blueprint id: reason}`` over ``blueprints``, each checked by the guard of its own
+    domain (``domain`` when it names none): a blueprint drawn in another initial state of the
+    run's domain (``bfcl.ticket@multi_turn_base_23``) is compared with the entries of that state."""
+    by_domain: dict[str, list[Mapping[str, Any]]] = {}
+    for blueprint in blueprints:
+        by_domain.setdefault(str(blueprint.get("domain") or domain), []).append(blueprint)
+    flags: dict[str, str] = {}
+    for name, members in by_domain.items():
+        flags.update(guard_for(name).flags(members))
+    return flags

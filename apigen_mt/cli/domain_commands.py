@@ -24,20 +24,23 @@ def cmd_domains(args: argparse.Namespace) -> int:
             rows.append({"name": name, "summary": summary, "error": str(error)})
             continue
         counts = domain.tool_counts()
-        rows.append({"name": name, "summary": summary, "tools": len(domain.tools), **counts})
+        states = domain.state_pool()
+        rows.append({"name": name, "summary": summary, "tools": len(domain.tools), **counts, "states": len(states) or 1})
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'domain':<18} {'tools':>5} {'read':>5} {'write':>5} {'other':>5}  description")
+    print(f"{'domain':<18} {'tools':>5} {'read':>5} {'write':>5} {'other':>5} {'states':>6}  description")
     for row in rows:
         if "error" in row:
-            print(f"{row['name']:<18} {'-':>5} {'-':>5} {'-':>5} {'-':>5}  unavailable: {row['error']}")
+            print(f"{row['name']:<18} {'-':>5} {'-':>5} {'-':>5} {'-':>5} {'-':>6}  unavailable: {row['error']}")
         else:
             print(
                 f"{row['name']:<18} {row['tools']:>5} {row['read']:>5} {row['write']:>5} "
-                f"{row['other']:>5}  {row['summary']}"
+                f"{row['other']:>5} {row['states']:>6}  {row['summary']}"
             )
-    print("\nA custom domain is used by its module path: --domain mypkg.mydomain "
+    print("\nstates: the initial states Phase 1 draws each blueprint's from (BFCL: each state its entries "
+          "load the class in, as bfcl.<class>@<entry id>).")
+    print("A custom domain is used by its module path: --domain mypkg.mydomain "
           "(template: domains/library).")
     return 0
 

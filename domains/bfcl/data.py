@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import functools
 import importlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,22 @@ def entry_config(entry: dict[str, Any] | str, class_name: str) -> dict[str, Any]
 def pristine_config(class_name: str) -> dict[str, Any]:
     """The initial config of the single-class domain of ``class_name`` (a deep copy)."""
     return entry_config(pristine_entry_id(class_name), class_name)
+
+
+@functools.cache
+def state_entries(class_name: str) -> tuple[str, ...]:
+    """One entry id per distinct initial state BFCL loads ``class_name`` in (the first entry
+    with it, base, miss_func and miss_param; long-context loading adds data of its own and is
+    left out), the pristine entry first; empty for a stateless class (MathAPI)."""
+    if is_stateless(class_name):
+        return ()
+    seen: dict[str, str] = {}
+    for entry in all_entries(("base", "miss_func", "miss_param")):
+        if class_name in entry["involved_classes"]:
+            text = json.dumps(entry_config(entry, class_name), sort_keys=True)
+            seen.setdefault(text, entry["id"])
+    pristine = pristine_entry_id(class_name)
+    return (pristine, *[entry_id for entry_id in seen.values() if entry_id != pristine])
 
 
 def load_instance(class_name: str, config: dict[str, Any] | None, long_context: bool = False) -> Any:

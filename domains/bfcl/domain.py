@@ -627,22 +627,41 @@ class BFCLDomain(Domain):
         )
 
     @classmethod
-    def for_class(cls, class_name: str) -> "BFCLDomain":
-        """The single-class domain ``bfcl.<short name>``.
+    def for_class(cls, class_name: str, state: str | None = None) -> "BFCLDomain":
+        """The single-class domain ``bfcl.<short name>``, or with ``state`` (an entry id of
+        :meth:`state_pool`) the same class in that entry's initial state, ``bfcl.<short
+        name>@<entry id>``.
 
-        Its pristine state is the config of the first multi_turn_base entry that involves the
+        The pristine state is the config of the first multi_turn_base entry that involves the
         class (:func:`data.pristine_entry_id`; MathAPI is stateless). Its scenarios
-        (``user_ids``) are all multi-turn entries that involve the class.
+        (``user_ids``) are the multi-turn entries that load the class in the same state.
         """
         class_name = data.SHORT_NAMES.get(class_name, class_name)
         data.check_class(class_name)
-        entry_id = data.pristine_entry_id(class_name)
-        return cls(
-            [class_name],
-            {class_name: data.pristine_config(class_name)},
-            name=f"bfcl.{_short_name(class_name)}",
-            description=f"BFCL {class_name} (pristine state: the initial config of {entry_id})",
-        )
+        short = _short_name(class_name)
+        if state is None:
+            entry_id = data.pristine_entry_id(class_name)
+            return cls([class_name], {class_name: data.pristine_config(class_name)}, name=f"bfcl.{short}",
+                       description=f"BFCL {class_name} (pristine state: the initial config of {entry_id})")
+        if state not in data.state_entries(class_name):
+            raise DomainError(
+                f"{state!r} is not one of the initial states of BFCL {class_name}: use an entry id that "
+                f"bfcl.{short}'s state pool lists (apigen-mt domains), e.g. {', '.join(data.state_entries(class_name)[:3]) or 'none: it is stateless'}"
+            )
+        return cls([class_name], {class_name: data.entry_config(state, class_name)}, name=f"bfcl.{short}@{state}",
+                   description=f"BFCL {class_name} in the initial state of {state}")
+
+    def state_pool(self) -> list[str]:
+        """The domains of this one's class in each initial state BFCL's entries load it in
+        (``bfcl.ticket@multi_turn_base_23``), the pristine one first; Phase 1 draws one per
+        blueprint, so tasks do not all start in one world. The name records the entry whose
+        state it is, which the contamination guard compares against. Empty for a domain of
+        several classes, a scenario, a state of the pool itself or a stateless class."""
+        if len(self.class_names) != 1 or self.name != f"bfcl.{_short_name(self.class_names[0])}":
+            return []
+        short = _short_name(self.class_names[0])
+        entries = data.state_entries(self.class_names[0])
+        return [self.name, *[f"bfcl.{short}@{entry_id}" for entry_id in entries[1:]]] if entries else []
 
     # -- Domain -------------------------------------------------------------------------------
     @property
@@ -684,15 +703,17 @@ class BFCLDomain(Domain):
         return list(self._scenario_ids)
 
     def user_context(self, user_id: str, max_chars: int = 6000) -> dict[str, Any]:
-        """One scenario's initial config for this domain's classes, bounded to ``max_chars``."""
+        """One scenario's initial state of this domain's classes, bounded to ``max_chars``: its
+        config as loaded, with the class's defaults for what the config leaves out (the
+        posting account's username and password), which the user knows as their own."""
         if user_id not in set(self.user_ids()):
             raise DomainError(f"{user_id!r} is not a scenario of domain {self.name!r}")
         entry = data.get_entry(user_id)
-        config = {c: data.entry_config(entry, c) for c in self.class_names if c in entry["involved_classes"]}
+        state = {c: self.pristine_state(c) for c in self.class_names if c in entry["involved_classes"]}
         return {
             "scenario_id": user_id,
             "involved_classes": list(entry["involved_classes"]),
-            "initial_config": bounded(config, max_chars),
+            "initial_state": bounded(state, max_chars),
         }
 
     def check_runs(self, max_entries: int = 8) -> list[tuple[str, list[dict[str, Any]]]]:

@@ -95,8 +95,8 @@ def build_api_graph(
     ``A`` can feed an argument of ``B``; candidate edges weaker than ``min_weight`` are left
     out, and self-loops are never candidates. A write that succeeds only after another gets an
     edge from it (evidence ``enables``: :mod:`~apigen_mt.tools.api_graph.preconditions`). A
-    write no such edge reaches gets an edge from each read that shows its effect (evidence of
-    type ``effect``, no argument fed: :mod:`~apigen_mt.tools.api_graph.effects`).
+    write no edge from a read reaches gets an edge from each read that shows its effect
+    (evidence of type ``effect``, no argument fed: :mod:`~apigen_mt.tools.api_graph.effects`).
     """
     tools = chain_tools(domain)
     obs = collect_observations(domain, probe_users, probe_rounds)
@@ -149,7 +149,11 @@ def build_api_graph(
     for (source, target), found in preconditions.items():
         if found.needed and graph.has_edge(source, target):
             graph.nodes[target]["needs"] = ",".join(sorted({*_split(graph.nodes[target]["needs"]), source}))
-    unreached = [n for n, kind in graph.nodes(data="kind") if kind == ToolKind.WRITE.value and not graph.in_degree(n)]
+    reads = {n for n, kind in graph.nodes(data="kind") if kind == ToolKind.READ.value}
+    unreached = [  # no read leads to it (a post's author, fed only by posting, still needs a login first)
+        n for n, kind in graph.nodes(data="kind")
+        if kind == ToolKind.WRITE.value and not any(source in reads for source in graph.predecessors(n))
+    ]
     for (source, target), count in sorted(effect_edges(domain, tools, unreached).items()):
         graph.add_edge(source, target, weight=EFFECT_WEIGHT, arguments="", evidence=[{"type": "effect", "argument": None, "calls": count, "score": EFFECT_WEIGHT}])
     _mark_entry_points(graph, domain, tools, obs)
