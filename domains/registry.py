@@ -40,6 +40,12 @@ BUILTIN: dict[str, tuple[Callable[[], Domain], str]] = {
 BFCL_ENTRY_PREFIX = "bfcl.multi_turn_"
 
 
+def pool_root(name: str) -> str:
+    """The domain whose state pool ``name`` is one state of (``bfcl.ticket@multi_turn_base_23``
+    -> ``bfcl.ticket``), else ``name`` itself: reports count a run's states as one domain."""
+    return name.partition("@")[0] if "@" in name else name
+
+
 def is_builtin(name: str) -> bool:
     """Whether ``name`` is a domain shipped here (not a user's module)."""
     return name in BUILTIN or name.startswith(BFCL_ENTRY_PREFIX) or (

@@ -34,7 +34,7 @@ from apigen_mt.domains.registry import get_domain
 from apigen_mt.tools.checks.execution import execute_blueprint, execution_errors
 from apigen_mt.tools.checks.grounding import required_values
 from apigen_mt.tools.checks.policy import policy_violations
-from apigen_mt.tools.coverage import steered_walk
+from apigen_mt.tools.coverage import steered_walk, write_names
 from apigen_mt.tools.grounded_walk import grounded_walk
 from apigen_mt.tools.samplers.context import sample_context
 
@@ -51,11 +51,15 @@ def _rng(seed: int, purpose: str) -> random.Random:
     return random.Random(f"{seed}:{purpose}")
 
 
-def _clean_walk(domain: Any, seed: int, tries: int, coverage: Any = None) -> dict[str, Any] | None:
+def _clean_walk(domain: Any, seed: int, tries: int, coverage: Any = None, pooled: bool = False) -> dict[str, Any] | None:
     """The first executed walk that also passes the policy rules for generated data, with the
     values its instruction must say (``must_say``: what no lookup reaches). With the run's
-    ``coverage``, each walk ends in the least covered write tool (counted once it is clean)."""
+    ``coverage``, each walk ends in the least covered write tool (counted once it is clean;
+    a domain without writes has nothing to steer). ``pooled``: ``domain`` is one state of a
+    pool, where a write it cannot reach may be reachable in another (no miss is counted)."""
     rng = _rng(seed, "walk")
+    if not write_names(domain, [spec.name for spec in domain.tools]):
+        coverage = None
     trace: Any = None  # of the walk ``clean`` saw last: the one returned when it was clean
 
     def clean(walk: Any) -> bool:
@@ -64,7 +68,8 @@ def _clean_walk(domain: Any, seed: int, tries: int, coverage: Any = None) -> dic
         return not execution_errors(trace) and not policy_violations(domain, trace, generated=True)
 
     for _ in range(tries):
-        walk = steered_walk(domain, rng, coverage, accept=clean) if coverage is not None else grounded_walk(domain, rng)
+        walk = (steered_walk(domain, rng, coverage, accept=clean, count_misses=not pooled) if coverage is not None
+                else grounded_walk(domain, rng))
         if walk is None:
             return None
         if coverage is not None or clean(walk):
@@ -87,7 +92,7 @@ def prepare(state: Phase1State, config: RunnableConfig, runtime: Runtime[RunCont
     if mode == "mixed":
         mode = "grounded" if _rng(state.seed, "mode").random() < settings.grounded_ratio else "llm"
     coverage = run_context(runtime).coverage
-    walk = _clean_walk(domain, state.seed, settings.walk_tries, coverage) if mode == "grounded" else None
+    walk = _clean_walk(domain, state.seed, settings.walk_tries, coverage, pooled=bool(pool)) if mode == "grounded" else None
     compact = run_context(runtime).generator_is_compact(config)
     sampler = settings.sampler_for(compact)
     context = sample_context(domain, _rng(state.seed, "context"), sampler, user_id=(walk or {}).get("user_id"),

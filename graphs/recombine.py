@@ -45,7 +45,7 @@ async def recombine(state: RecombineState, config: RunnableConfig, runtime: Runt
     context = run_context(runtime)
     domain = get_domain(worlds.pop())
     round_ = state.round + 1
-    limits = await v.round_limits(settings, context, config, state.domain)
+    limits = await v.round_limits(settings, context, config, domain.name)
     trace = v.trace_config(config, {"blueprint_id": state.blueprint_id, "round": round_}, "recombine", "recombiner")
     result = await arecombine_instructions(
         await context.amodel(config, "recombiner"), domain, state.sources, state.feedback,

@@ -15,11 +15,12 @@ from apigen_mt.api import contamination_flags  # noqa: E402
 from apigen_mt.domains.base import DomainError  # noqa: E402
 from apigen_mt.domains.bfcl import data  # noqa: E402
 from apigen_mt.domains.bfcl.domain import ground_truth_actions  # noqa: E402
-from apigen_mt.domains.registry import get_domain  # noqa: E402
+from apigen_mt.domains.registry import get_domain, is_builtin, pool_root  # noqa: E402
 from apigen_mt.graphs.context import RunContext  # noqa: E402
 from apigen_mt.graphs.phase1 import graph  # noqa: E402
 from apigen_mt.testing import ScriptedChatModel  # noqa: E402
 from apigen_mt.tools.checks.validate import validate_blueprint  # noqa: E402
+from apigen_mt.tools.coverage import WriteCoverage  # noqa: E402
 from apigen_mt.tools.state_diff import canonical_json  # noqa: E402
 
 YES = {"reflection": "Fine.", "correctness": 1, "completeness": 1, "satisfaction": 1, "creativity": 1, "suggested_correction": None}
@@ -56,6 +57,9 @@ def test_each_state_a_class_is_loaded_in_is_a_domain():
     assert get_domain("bfcl.math").state_pool() == [] and get_domain("bfcl.multi_turn_base_2").state_pool() == []
     with pytest.raises(DomainError, match="not one of the initial states of BFCL TicketAPI"):
         get_domain("bfcl.ticket@multi_turn_base_0")  # an entry without the ticket system
+    with pytest.raises(DomainError, match="pristine state of BFCL TicketAPI: use bfcl.ticket"):
+        get_domain("bfcl.ticket@multi_turn_base_2")  # one state, one name
+    assert is_builtin(pool[1]) and pool_root(pool[1]) == "bfcl.ticket" and not is_builtin("bfcl.nothing@x")
 
 
 def test_blueprints_start_in_states_drawn_from_the_pool_and_verify_there():
@@ -66,6 +70,15 @@ def test_blueprints_start_in_states_drawn_from_the_pool_and_verify_there():
     for blueprint in accepted:
         assert validate_blueprint(get_domain(blueprint["domain"]), blueprint).passed
     assert {_phase1(seed, state_pool=False)["blueprint"]["domain"] for seed in range(3)} == {"bfcl.ticket"}
+
+
+def test_a_calculator_run_walks_although_it_has_no_write_to_steer_to():
+    models = {"generator": ScriptedChatModel([_writer] * 2), "reviewers": [ScriptedChatModel([YES] * 2)],
+              "feedback": ScriptedChatModel([PLAN] * 2)}
+    request = {"domain": "bfcl.math", "blueprint_id": "m-0", "seed": 0, "mode": "grounded"}
+    context = RunContext(chat_models=models, coverage=WriteCoverage())  # as run_phase1 sets it up
+    out = asyncio.run(graph.ainvoke(request, {"configurable": {"phase1": {"committee_size": 1}}}, context=context))
+    assert out["proposer"] == "grounded" and len(out["walk"]["actions"]) >= 2
 
 
 def test_a_copy_of_an_entry_in_its_own_state_is_flagged():

@@ -54,8 +54,18 @@ def test_a_flight_is_booked_once_the_budget_allows_it():
 def test_calculations_chain_results_and_end_in_the_answer():
     walks = _clean_walks("bfcl.math")
     assert all(len(w.actions) >= 2 for w in walks)
-    fed = [w for w in walks if str(json.loads(w.observations[0])["result"]) in json.dumps(w.actions[1]["arguments"])]
+    fed = [w for w in walks if json.loads(w.observations[0])["result"] in w.actions[1]["arguments"].values()]
     assert len(fed) >= len(walks) // 2  # the first result feeds the next calculation
+
+
+def test_preconditions_name_only_what_must_run_first():
+    """A write that failed with values to hand, then succeeded after another: that one is its
+    precondition; not the writes probed after it, nor a login that changed nothing."""
+    posting = api_graph(get_domain("bfcl.posting"))
+    needs = {name: value for name, value in posting.nodes(data="needs") if value}
+    assert needs and set(needs.values()) == {"authenticate_twitter"}
+    trading = api_graph(get_domain("bfcl.trading"))  # its pristine user is logged in already
+    assert not trading.nodes["trading_login"]["needs"]
 
 
 def test_the_vehicle_is_controlled_after_checking_its_state():

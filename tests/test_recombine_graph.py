@@ -69,6 +69,13 @@ def test_recombination_refuses_blueprints_of_different_users():
         run(ScriptedChatModel([COMBINED]), [ScriptedChatModel([YES])], sources=(A, other))
 
 
+def test_recombination_refuses_blueprints_of_two_initial_states():
+    elsewhere = {**B, "id": "c", "domain": "retail@another_state"}  # one user, but not one world
+    with pytest.raises(ValueError, match="one domain and state"):
+        run(ScriptedChatModel([COMBINED]), [ScriptedChatModel([YES])], sources=(A, elsewhere))
+    assert group_by_user([A, elsewhere]) == []  # so groups never hold such a pair
+
+
 def test_group_by_user():
     c = {**A, "id": "c", "user_id": None, "actions": [{"name": "get_user_details", "arguments": {"user_id": "zed_1"}}]}
     d = {**c, "id": "d"}

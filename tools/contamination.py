@@ -58,7 +58,7 @@ class ContaminationGuard:
         return out
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=64)  # a run of a BFCL class may draw from up to 55 states, each its own guard
 def guard_for(domain: str, threshold: float = DEFAULT_THRESHOLD) -> ContaminationGuard:
     """The (cached) guard of a domain; empty for domains without a test split."""
     return ContaminationGuard(benchmark_test_blueprints(domain), threshold)

@@ -90,14 +90,16 @@ class WriteCoverage:
 
 
 def steered_walk(domain: Any, rng: random.Random, coverage: WriteCoverage, *, tries: int = 20,
-                 accept: Callable[[Any], bool] | None = None) -> Any:
+                 accept: Callable[[Any], bool] | None = None, count_misses: bool = True) -> Any:
     """A grounded walk that ends in the least covered write tool a walk can reach, or None.
 
     The target is claimed when picked (concurrent threads get different ones) and released when
     no walk to it is found or ``accept`` (the caller's checks: execution, policy) refuses the
     walk; the walk's other writes are counted when it is returned. A walk may pass another
     write on its way (an address change, then the exchange); when that one is covered more
-    than the target, a walk with the target as its only write is tried first."""
+    than the target, a walk with the target as its only write is tried first. ``count_misses``:
+    a target no walk reaches counts towards giving it up (not in one state of a pool, where
+    another state may reach it)."""
     writes = [spec.name for spec in domain.tools if spec.kind is ToolKind.WRITE]
     tried: list[str] = []
     while True:
@@ -108,7 +110,8 @@ def steered_walk(domain: Any, rng: random.Random, coverage: WriteCoverage, *, tr
         walk = grounded_walk(domain, rng, end=target, tries=tries)
         if walk is None:
             coverage.release(target)
-            coverage.missed(target)
+            if count_misses:
+                coverage.missed(target)
             continue
         if any(coverage.count(w) >= coverage.count(target) for w in _walk_writes(domain, walk) if w != target):
             walk = grounded_walk(domain, rng, end=target, max_writes=1, tries=tries) or walk

@@ -58,9 +58,11 @@ def draw_arguments(
     may be the one to cancel, but its payment method is not the one to switch to.
 
     ``stated``: the requests a user may make of the tool (``Domain.stated_arguments``); one
-    is drawn, and its values fill the arguments no earlier output feeds (a value already fed
-    to another argument does not feed this one too: ``add(a, b)`` after a mean adds a number
-    the user gives), its optional ones included.
+    is drawn, and its values fill the arguments that nothing known holds (no earlier output
+    feeds it and the pool has no value for it; a value already fed to another argument does
+    not feed this one too: ``add(a, b)`` after a mean adds a number the user gives), its
+    optional arguments included; a retry draws from the pool and the request together (the
+    budget known is the one to change). They come before the choices a schema offers.
     """
     props = properties(spec)
     request = dict(stated[rng.randrange(len(stated))]) if stated else {}
@@ -69,19 +71,28 @@ def draw_arguments(
     for name in spec.parameters.get("required") or []:
         schema = props.get(name, {})
         record = _record_schema(schema)
-        fed = [] if record is not None else _fed_values(spec, known, graph, name)
-        fresh = [value for value in fed if canonical_json(value) not in fed_so_far]
-        if name in request and not (follow and fresh):
-            arguments[name] = request[name]
-            continue
         if record is not None:
             choices = _records(known, name, record, array=_is_array(schema))
+            if not choices and name in request:
+                arguments[name] = request[name]
+                continue
         else:
-            choices = fed if follow and fed else _union(fed, _candidates(spec, known.pool, name, schema))
+            fed = _fed_values(spec, known, graph, name)
+            fresh = [value for value in fed if canonical_json(value) not in fed_so_far]
+            pooled = _pooled(spec, known.pool, name)
+            if name in request and not (follow and fresh) and not pooled:
+                arguments[name] = request[name]
+                continue
+            if follow and fed:
+                choices = fed
+            else:
+                choices = _union(fed, pooled or _offered(spec, name, schema))
+                if name in request and not follow:  # a retry: the value known may be the one to change
+                    choices = _union(choices, [request[name]])
         if not choices:
             return None
         value = choices[rng.randrange(len(choices))]
-        if follow and value in fed:
+        if follow and record is None and value in fed:
             fed_so_far.add(canonical_json(value))
         arguments[name] = [value] if _is_array(schema) and record is None else value
     for name, value in request.items():
@@ -106,15 +117,20 @@ def _fits(value: Any, spec: ToolSpec, name: str) -> bool:
     return matches_type(value, element_type(schema)[0]) and ("enum" not in schema or value in schema["enum"])
 
 
-def _candidates(spec: ToolSpec, pool: Pool, name: str, schema: Mapping[str, Any]) -> list[Any]:
-    """Values for argument ``name``: pooled under its name, else under its last words
-    (``new_item_ids`` -> ``item_ids``), else the values the schema offers (an enum, both
-    booleans: :func:`schema_choices`), else (not for ids) the values its description quotes
-    ("either 'no longer needed' or 'ordered by mistake'")."""
+def _pooled(spec: ToolSpec, pool: Pool, name: str) -> list[Any]:
+    """Values for argument ``name`` pooled under its name, else under its last words
+    (``new_item_ids`` -> ``item_ids``)."""
     for field_name in _field_names(name):
         found = argument_candidates(spec, pool, name, field_name)
         if found:
             return [value for value, _ in found]
+    return []
+
+
+def _offered(spec: ToolSpec, name: str, schema: Mapping[str, Any]) -> list[Any]:
+    """Values the schema itself offers an argument (an enum, both booleans: :func:`schema_choices`),
+    else (not for ids) the values its description quotes ("either 'no longer needed' or
+    'ordered by mistake'")."""
     choices = schema_choices(schema)
     if choices:
         return choices

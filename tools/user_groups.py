@@ -33,16 +33,18 @@ def user_of(blueprint: Any) -> str | None:
 def group_by_user(
     blueprints: Iterable[Any], *, size: int = 2, rng: random.Random | None = None
 ) -> list[list[dict[str, Any]]]:
-    """Disjoint groups of ``size`` blueprints (JSON form) sharing a user, in a stable order;
-    ``rng`` shuffles each user's blueprints first. Leftovers smaller than ``size`` are dropped."""
+    """Disjoint groups of ``size`` blueprints (JSON form) sharing a user and a domain (one
+    initial state: blueprints drawn in two states of a pool are not one task), in a stable
+    order; ``rng`` shuffles each user's blueprints first. Leftovers smaller than ``size`` are
+    dropped."""
     if size < 2:
         raise ValueError(f"a recombination group needs at least 2 blueprints, not {size}")
-    by_user: dict[str, list[dict[str, Any]]] = {}
+    by_user: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for blueprint in blueprints:
         data = dict(blueprint_json(blueprint))
         user = user_of(data)
         if user is not None:
-            by_user.setdefault(user, []).append(data)
+            by_user.setdefault((str(data.get("domain") or ""), user), []).append(data)
     groups = []
     for user in sorted(by_user):
         members = by_user[user]

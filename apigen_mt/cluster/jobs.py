@@ -30,9 +30,11 @@ def make_app(url: str) -> Any:
 
 
 def domain_fingerprint(domain: Any) -> str:
-    """What a worker's copy of a domain must match: its tools (names, kinds, schemas) and policy."""
+    """What a worker's copy of a domain must match: its tools (names, kinds, schemas), policy and
+    the requests its users may state (what grounded walks draw)."""
     tools = [(t.name, str(getattr(t.kind, "value", t.kind)), t.parameters) for t in domain.tools]
-    text = json.dumps([domain.name, sorted(tools, key=lambda t: t[0]), domain.policy], sort_keys=True, default=str)
+    stated = dict(getattr(domain, "stated_arguments", None) or {})
+    text = json.dumps([domain.name, sorted(tools, key=lambda t: t[0]), domain.policy, stated], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

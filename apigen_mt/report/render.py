@@ -74,8 +74,10 @@ def _funnel(stats: dict[str, Any], plots: Mapping[str, Path | None]) -> list[Blo
     blocks = [Block("h2", "1. Funnel per stage")]
     if p1["requests"]:
         rounds = p1["rounds"]
+        states = p1.get("initial_states", 0)
+        drawn = f", in {_n(states, 'initial state')}" if states > len(p1["domains"]) else ""
         blocks.append(Block("p", f"Phase 1: {_n(p1['requests'], 'blueprint request')} (finished, by domain: "
-                                 f"{_counts(p1['domains'])}), {_n(rounds, 'round')} in all (proposers: {_counts(p1['proposers'])}). Every round of every "
+                                 f"{_counts(p1['domains'])}{drawn}), {_n(rounds, 'round')} in all (proposers: {_counts(p1['proposers'])}). Every round of every "
                                  "request counts; a round stops at the first check it fails."))
         blocks.append(Block("table", header=("Step (all rounds)", "Rounds", "Share of rounds"),
                             rows=[(r["step"], r["count"], _pct(r["count"] / rounds if rounds else None)) for r in p1["funnel"]]))

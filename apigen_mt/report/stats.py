@@ -14,6 +14,8 @@ import statistics
 from collections import Counter, defaultdict
 from typing import Any
 
+from apigen_mt.domains.registry import pool_root
+
 from .reasons import reason_key
 
 __all__ = ["PAPER", "STAGES", "compute_stats"]
@@ -90,7 +92,8 @@ def _phase1(blueprints: list[dict], attempts: list[dict], errors: list[dict]) ->
         "rejected_by_stage": dict(Counter(b["stage"] or "unknown" for b in rejected).most_common()),
         "failed_rounds_by_stage": dict(Counter(a["stage"] or "unknown" for a in attempts if a["stage"] != "accepted").most_common()),
         "proposers": dict(Counter(a["proposer"] or "unknown" for a in attempts).most_common()),
-        "domains": dict(Counter(b["domain"] or "unknown" for b in blueprints).most_common()),
+        "domains": dict(Counter(pool_root(b["domain"] or "unknown") for b in blueprints).most_common()),
+        "initial_states": len({b["domain"] for b in blueprints if b["domain"]}),  # the states of a pool apart
     }
 
 
@@ -331,10 +334,11 @@ def _write_tools(domain_name: str, seen: set[str]) -> tuple[list[str], bool]:
 
 
 def _coverage(accepted: list[dict]) -> dict[str, Any]:
-    """Accepted blueprints per write tool (a blueprint counts once per write tool it uses)."""
+    """Accepted blueprints per write tool (a blueprint counts once per write tool it uses), per
+    domain (the states of a pool, ``bfcl.ticket@...``, counted as their domain)."""
     per_domain = {}
-    for domain_name in sorted({b.get("domain") or "unknown" for b in accepted}):
-        blueprints = [b for b in accepted if (b.get("domain") or "unknown") == domain_name]
+    for domain_name in sorted({pool_root(b.get("domain") or "unknown") for b in accepted}):
+        blueprints = [b for b in accepted if pool_root(b.get("domain") or "unknown") == domain_name]
         used = Counter(name for b in blueprints for name in {a.get("name") for a in b.get("actions") or []})
         writes, loaded = _write_tools(domain_name, set(used))
         counts = {w: used.get(w, 0) for w in writes}

@@ -643,6 +643,8 @@ class BFCLDomain(Domain):
             entry_id = data.pristine_entry_id(class_name)
             return cls([class_name], {class_name: data.pristine_config(class_name)}, name=f"bfcl.{short}",
                        description=f"BFCL {class_name} (pristine state: the initial config of {entry_id})")
+        if state == data.pristine_entry_id(class_name):
+            raise DomainError(f"{state!r} holds the pristine state of BFCL {class_name}: use bfcl.{short}")
         if state not in data.state_entries(class_name):
             raise DomainError(
                 f"{state!r} is not one of the initial states of BFCL {class_name}: use an entry id that "
@@ -655,7 +657,9 @@ class BFCLDomain(Domain):
         """The domains of this one's class in each initial state BFCL's entries load it in
         (``bfcl.ticket@multi_turn_base_23``), the pristine one first; Phase 1 draws one per
         blueprint, so tasks do not all start in one world. The name records the entry whose
-        state it is, which the contamination guard compares against. Empty for a domain of
+        state it is, which the contamination guard compares against. Exact duplicates are
+        told apart by state too (the same calls in two worlds are two tasks; near-duplicate
+        instructions still count across them). Empty for a domain of
         several classes, a scenario, a state of the pool itself or a stateless class."""
         if len(self.class_names) != 1 or self.name != f"bfcl.{_short_name(self.class_names[0])}":
             return []

@@ -10,6 +10,9 @@ The values are written from the classes themselves: routes and currencies from t
 ``TravelAPI.get_flight_cost`` and ``compute_exchange_rate``, units from MathAPI's conversion
 tables, passports that ``verify_traveler_information`` accepts. None is taken from BFCL's
 test entries (their questions and states stay out of generated data: :mod:`.contamination`).
+None names an entity the state must hold (a file to write to, an order): those come from
+the state and earlier outputs, which win over a request wherever they have a value. Whom to
+follow or mention on the posting API is the user's choice (it keeps no user registry).
 """
 
 from __future__ import annotations
@@ -110,10 +113,7 @@ _MATH: dict[str, list[Request]] = {
 _FILE_SYSTEM: dict[str, list[Request]] = {
     "mkdir": [{"dir_name": "archive_2025"}, {"dir_name": "drafts"}, {"dir_name": "q3_review"}],
     "touch": [{"file_name": "notes.txt"}, {"file_name": "todo.md"}, {"file_name": "summary_2025.txt"}],
-    "echo": [
-        {"content": "Meeting moved to Thursday 10:00.", "file_name": "notes.txt"},
-        {"content": "Remember to back up the reports."},
-    ],
+    "echo": [{"content": "Meeting moved to Thursday 10:00."}, {"content": "Remember to back up the reports."}],
     "cp": [{"destination": "backup_copy.txt"}, {"destination": "shared_copy.pdf"}],
     "mv": [{"destination": "renamed_file.txt"}, {"destination": "old_version.pdf"}],
 }

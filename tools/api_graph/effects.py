@@ -24,7 +24,7 @@ from apigen_mt.tools.api_graph.values import decode
 from apigen_mt.tools.executor import run_call
 from apigen_mt.tools.state_diff import canonical_json, state_hash
 
-__all__ = ["EFFECT_WEIGHT", "argument_variants", "effect_edges", "fresh_reads"]
+__all__ = ["EFFECT_WEIGHT", "FreshReads", "argument_variants", "effect_edges", "fresh_reads"]
 
 EFFECT_WEIGHT = 0.5
 """An effect edge's weight: as likely a next step as a value edge of middling evidence."""
@@ -37,15 +37,17 @@ def argument_variants(
     """Up to ``MAX_VARIANTS`` calls of ``spec``: each required argument from the pool, else
     from the schema's choices (all combinations when few, else a random sample); with
     ``requests`` (what a user may ask of the tool: ``Domain.stated_arguments``), each
-    combination once per request, the request's values taken as they are."""
+    combination once per request, the request filling what the pool leaves open."""
     options: list[list[Any]] = []
     names: list[str] = []
     props = properties(spec)
     for name in spec.parameters.get("required") or []:
-        if requests and all(name in request for request in requests):
-            continue  # every request says it
         schema = props.get(name, {})
-        values = [value for value, _ in argument_candidates(spec, pool, name)] or schema_choices(schema)
+        values = [value for value, _ in argument_candidates(spec, pool, name)]
+        if not values and requests and all(name in request for request in requests):
+            continue  # every request says it
+        stated = [request[name] for request in requests if name in request and request[name] not in values]
+        values = (values + stated if values else []) or schema_choices(schema)  # the known value may be the one to change
         if not values:
             values = [request[name] for request in requests if name in request]
             if not values:
@@ -56,16 +58,18 @@ def argument_variants(
         names.append(name)
     combinations = list(itertools.islice(itertools.product(*options), 64))
     calls = [dict(zip(names, values)) for values in combinations]
-    if requests:
-        calls = [{**call, **{k: v for k, v in request.items() if k in props}} for call in calls for request in requests]
+    if requests:  # what the pool and the schema leave open, each request fills
+        calls = [{**{k: v for k, v in request.items() if k in props}, **call} for call in calls for request in requests]
     if len(calls) > MAX_VARIANTS:
         calls = rng.sample(calls, MAX_VARIANTS)
     return calls
 
 
-def fresh_reads(
-    domain: Domain, tools: Mapping[str, ToolSpec], rng: random.Random
-) -> tuple[Environment, Pool, list[tuple[str, dict[str, Any], str]]]:
+FreshReads = tuple[Environment, Pool, list[tuple[str, dict[str, Any], str]]]
+"""A fresh environment, the pool its reads filled, and each successful read with its output."""
+
+
+def fresh_reads(domain: Domain, tools: Mapping[str, ToolSpec], rng: random.Random) -> FreshReads:
     """A fresh environment, the pool its reads fill (from the first user's records on), and
     each successful read call with its output as JSON text: what writes are probed against."""
     env = domain.new_env()
@@ -89,13 +93,16 @@ def fresh_reads(
     return env, pool, shown
 
 
-def effect_edges(domain: Domain, tools: dict[str, ToolSpec], writes: Iterable[str]) -> dict[tuple[str, str], int]:
-    """``(read, write) -> how many of the write's successful probe calls changed the read's output``."""
+def effect_edges(
+    domain: Domain, tools: dict[str, ToolSpec], writes: Iterable[str], fresh: FreshReads | None = None
+) -> dict[tuple[str, str], int]:
+    """``(read, write) -> how many of the write's successful probe calls changed the read's
+    output``; ``fresh``: the fresh reads, when the caller has them already."""
     writes = [name for name in writes if name in tools and tools[name].kind == ToolKind.WRITE]
     if not writes:
         return {}
     rng = random.Random(0)
-    env, pool, shown = fresh_reads(domain, tools, rng)
+    env, pool, shown = fresh or fresh_reads(domain, tools, rng)
     pristine = state_hash(env)
     effects: dict[tuple[str, str], int] = defaultdict(int)
     for name in writes:

@@ -15,7 +15,7 @@ from typing import Any
 
 import networkx as nx
 from apigen_mt.domains.base import Domain, ToolKind, ToolSpec
-from apigen_mt.tools.api_graph.effects import EFFECT_WEIGHT, effect_edges
+from apigen_mt.tools.api_graph.effects import EFFECT_WEIGHT, effect_edges, fresh_reads
 from apigen_mt.tools.api_graph.evidence import MIN_WEIGHT, edge_evidence
 from apigen_mt.tools.api_graph.export import to_dot, to_graphml
 from apigen_mt.tools.api_graph.foreign_keys import accept_probe
@@ -30,7 +30,7 @@ from apigen_mt.tools.api_graph.specs import (
     required_arguments,
     schema_choices,
 )
-from apigen_mt.tools.api_graph.values import singular
+from apigen_mt.tools.api_graph.values import names_in, singular
 from apigen_mt.tools.api_graph.walks import random_walk
 
 
@@ -100,7 +100,8 @@ def build_api_graph(
     """
     tools = chain_tools(domain)
     obs = collect_observations(domain, probe_users, probe_rounds)
-    preconditions = probe_writes(domain, tools, obs)
+    fresh = fresh_reads(domain, tools, random.Random(0))  # what the write probes run against
+    preconditions = probe_writes(domain, tools, obs, fresh)
     accept_calls = accept_probe(domain, obs, max_accept_calls) if max_accept_calls else 0
     graph = ApiGraph(
         domain=domain.name,
@@ -143,25 +144,21 @@ def build_api_graph(
             data = graph.edges[source, target]
             data["evidence"] = [*data["evidence"], evidence]
             data["weight"] = max(data["weight"], ENABLES_WEIGHT)
-            data["arguments"] = ",".join(sorted(set(_split(data["arguments"])) | found.arguments))
+            data["arguments"] = ",".join(sorted(set(names_in(data["arguments"])) | found.arguments))
         elif (source, target) not in reasons:
             graph.add_edge(source, target, weight=ENABLES_WEIGHT, arguments=",".join(sorted(found.arguments)), evidence=[evidence])
     for (source, target), found in preconditions.items():
         if found.needed and graph.has_edge(source, target):
-            graph.nodes[target]["needs"] = ",".join(sorted({*_split(graph.nodes[target]["needs"]), source}))
+            graph.nodes[target]["needs"] = ",".join(sorted({*names_in(graph.nodes[target]["needs"]), source}))
     reads = {n for n, kind in graph.nodes(data="kind") if kind == ToolKind.READ.value}
     unreached = [  # no read leads to it (a post's author, fed only by posting, still needs a login first)
         n for n, kind in graph.nodes(data="kind")
         if kind == ToolKind.WRITE.value and not any(source in reads for source in graph.predecessors(n))
     ]
-    for (source, target), count in sorted(effect_edges(domain, tools, unreached).items()):
+    for (source, target), count in sorted(effect_edges(domain, tools, unreached, fresh).items()):
         graph.add_edge(source, target, weight=EFFECT_WEIGHT, arguments="", evidence=[{"type": "effect", "argument": None, "calls": count, "score": EFFECT_WEIGHT}])
     _mark_entry_points(graph, domain, tools, obs)
     return graph
-
-
-def _split(value: str) -> list[str]:
-    return [part for part in value.split(",") if part]
 
 
 def _candidate_edges(

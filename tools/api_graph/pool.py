@@ -59,7 +59,7 @@ def user_pool(
         if value not in pool[name]:
             pool[name].append(value)
 
-    def walk(value: Any, key: str | None) -> None:
+    def walk(value: Any, key: str | None, top: bool = False) -> None:
         if isinstance(value, Mapping):
             if keyed(value):
                 for k, item in value.items():
@@ -70,7 +70,7 @@ def user_pool(
                     walk(item, None)
             else:
                 for k, item in value.items():
-                    for alias in field_aliases(str(k), key or noun):
+                    for alias in field_aliases(str(k), key or (noun if top else None)):
                         if isinstance(item, (str, int, float)) and not isinstance(item, bool):
                             add(alias, item)
                     walk(item, str(k))
@@ -81,9 +81,9 @@ def user_pool(
                     add(f"{singular(key)}_id", item)
                     if key.endswith("_list"):  # BFCL's user_list holds users
                         add(key[: -len("_list")], item)
-                walk(item, key)
+                walk(item, key, top and key is None)
 
-    walk(decode(context), None)
+    walk(decode(context), None, True)
     return pool
 
 
@@ -140,8 +140,8 @@ def fill_arguments(
     ``prefer=(argument, source)`` takes that argument's value from that source. Each value is
     the first fitting candidate, or, with ``rng``, one drawn at random among them (so that
     repeated calls do not always name the same entity). ``stated``: a request a user may make
-    of the tool (``Domain.stated_arguments``), whose values are taken as they are (its optional
-    arguments too; ``prefer`` still wins), with ``"user"`` as their source, as a walk takes them.
+    of the tool (``Domain.stated_arguments``), whose values fill what the pool does not (its
+    optional arguments too), with ``"user"`` as their source, as a walk takes them.
     """
     props = properties(spec)
     arguments: dict[str, Any] = {}
@@ -152,7 +152,7 @@ def fill_arguments(
         candidates = argument_candidates(spec, pool, name)
         if prefer is not None and prefer[0] == name:
             candidates = [c for c in candidates if c[1] == prefer[1]]
-        if name in stated and not (prefer is not None and prefer[0] == name):
+        if not candidates and name in stated:
             arguments[name], sources[name] = stated[name], "user"
             continue
         if not candidates:

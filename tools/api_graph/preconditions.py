@@ -4,12 +4,13 @@ Reads are probed on real data (:mod:`.observe`), but a write no gold trace shows
 unseen: what it returns (a new ticket's id) and what it needs (a logged-in user) are then
 unknown, and no walk reaches it. :func:`probe_writes` runs each unseen write on forks of the
 fresh state, with arguments from the fresh reads' pool, the schema's choices and the user's
-stated requests; then, on the states the successful writes left (to ``DEPTH`` writes deep,
-each state's pool grown with the output of the write that made it), the writes that still
-failed. A write that succeeds only after another gets an edge from it (evidence ``enables``,
-and the arguments the earlier output fed: ``create_ticket -> close_ticket`` feeds
-``ticket_id``); when it failed on the fresh state with values to hand, the earlier write is
-a precondition (``needed``: walks run one of them first). Every successful call is recorded in the observations, so the value
+stated requests; then, on each state a successful write left (to ``DEPTH`` writes deep, its
+pool grown with that write's output), the writes that failed on the state before it. A write
+that succeeds only after another gets an edge from it (evidence ``enables``, and the
+arguments the earlier output fed: ``create_ticket -> close_ticket`` feeds ``ticket_id``);
+when it had failed with values to hand (an error, not a missing id), the earlier write is a
+precondition (``needed``: walks run one of them first). A write that runs but changes nothing
+(a login while logged in) is neither: it needs nothing, and it makes no new state. Every successful call is recorded in the observations, so the value
 evidence sees what writes return. Every call runs on forks; the pristine state is never touched.
 """
 
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from apigen_mt.domains.base import Domain, Environment, ToolKind, ToolSpec
-from apigen_mt.tools.api_graph.effects import argument_variants, fresh_reads
+from apigen_mt.tools.api_graph.effects import FreshReads, argument_variants, fresh_reads
 from apigen_mt.tools.api_graph.observe import Observations
 from apigen_mt.tools.api_graph.pool import Pool, argument_candidates, grow_pool
 from apigen_mt.tools.api_graph.values import decode
@@ -36,13 +37,13 @@ ENABLES_WEIGHT = 0.6
 DEPTH = 2
 """Writes run before the one probed: login, then create, then close."""
 MAX_STATES = 12
-"""States kept per depth (the first successful write of each kind, in tool order)."""
+"""States kept per depth, in the order the writes that made them succeeded."""
 
 
 @dataclass
 class Precondition:
     """Evidence that ``target`` succeeded only after ``source``: calls seen, arguments fed,
-    and whether it is a precondition (``needed``: the target had values on the fresh state
+    and whether it is a precondition (``needed``: the target had values on the state before
     and still failed there: a login) rather than only a value flow (no ticket id before one
     was created)."""
 
@@ -51,63 +52,84 @@ class Precondition:
     needed: bool = False
 
 
-def probe_writes(domain: Domain, tools: dict[str, ToolSpec], obs: Observations) -> dict[tuple[str, str], Precondition]:
+@dataclass
+class _Probed:
+    """A state the probes reached: the write that made it, the state, its pool, and the
+    writes to try on it (those that failed on the state before it), each with whether it
+    failed there with values to hand (an error, not a lack of values)."""
+
+    maker: str | None
+    env: Environment
+    pool: Pool
+    to_try: dict[str, bool]
+
+
+def probe_writes(
+    domain: Domain, tools: dict[str, ToolSpec], obs: Observations, fresh: FreshReads | None = None
+) -> dict[tuple[str, str], Precondition]:
     """``(source write, target write) -> Precondition`` for the unseen writes (see the module
-    docstring); records every successful write call in ``obs``."""
+    docstring); records every successful write call in ``obs``. ``fresh``: the fresh reads,
+    when the caller has them already."""
     unseen = [
-        spec for spec in tools.values()
+        spec.name for spec in tools.values()
         if spec.kind == ToolKind.WRITE and not (obs.outputs.get(spec.name) and obs.outputs[spec.name].count)
     ]
     if not unseen:
         return {}
     rng = random.Random(0)
-    env, pool, _ = fresh_reads(domain, tools, rng)
+    env, pool, _ = fresh or fresh_reads(domain, tools, rng)
     requests = domain.stated_arguments or {}
     edges: dict[tuple[str, str], Precondition] = defaultdict(Precondition)
-    fresh: set[str] = set()  # writes that succeed on the fresh state: they need nothing first
-    failed: set[str] = set()  # writes that had values on the fresh state and failed with all
-    level: list[tuple[str | None, Environment, Pool]] = [(None, env, pool)]
+    level = [_Probed(None, env, pool, {name: False for name in unseen})]
     for depth in range(DEPTH + 1):
-        following: list[tuple[str | None, Environment, Pool]] = []
-        for maker, state, state_pool in level:
-            before = state_hash(state)
-            for spec in unseen:
-                if spec.name == maker or (depth and spec.name in fresh):
-                    continue
-                variants = argument_variants(spec, state_pool, rng, requests.get(spec.name, ()))
-                done = _first_success(spec, state, before, variants)
+        following: list[_Probed] = []
+        for probed in level:
+            before = state_hash(probed.env)
+            failed: dict[str, bool] = {}  # what failed here: the next states try it again
+            made: list[tuple[str, Environment, Any]] = []
+            for name in probed.to_try:
+                spec = tools[name]
+                variants = argument_variants(spec, probed.pool, rng, requests.get(name, ()))
+                outcome, done = _first_success(spec, probed.env, before, variants)
+                if outcome == "unchanged":
+                    continue  # it ran and had nothing to do (a login while logged in): no precondition
                 if done is None:
-                    if depth == 0 and variants:
-                        failed.add(spec.name)
+                    failed[name] = bool(variants)
                     continue
                 after, arguments, observation = done
-                obs.record(spec.name, arguments, observation)
+                obs.record(name, arguments, observation)
                 obs.probe_calls += 1
-                if depth == 0:
-                    fresh.add(spec.name)
-                else:
-                    edge = edges[(str(maker), spec.name)]
+                if probed.maker is not None:
+                    edge = edges[(probed.maker, name)]
                     edge.calls += 1
-                    edge.arguments |= _fed_by(spec, arguments, state_pool, str(maker))
-                    edge.needed = spec.name in failed
-                if depth < DEPTH and len(following) < MAX_STATES:
-                    grown = copy.deepcopy(state_pool)
-                    grow_pool(grown, decode(observation), spec.name)
-                    following.append((spec.name, after, grown))
+                    edge.arguments |= _fed_by(spec, arguments, probed.pool, probed.maker)
+                    edge.needed = edge.needed or probed.to_try[name]
+                made.append((name, after, observation))
+            if depth == DEPTH:
+                continue
+            for name, after, observation in made:
+                if failed and len(following) < MAX_STATES:
+                    grown = copy.deepcopy(probed.pool)
+                    grow_pool(grown, decode(observation), name)
+                    following.append(_Probed(name, after, grown, dict(failed)))
         level = following
     return dict(edges)
 
 
 def _first_success(
     spec: ToolSpec, state: Environment, before: str, variants: list[dict[str, Any]]
-) -> tuple[Environment, dict[str, Any], Any] | None:
-    """The first of the calls ``variants`` of ``spec`` that succeeds on a fork of ``state`` and changes it."""
+) -> tuple[str, tuple[Environment, dict[str, Any], Any] | None]:
+    """``("changed", (state after, arguments, observation))`` for the first of the calls
+    ``variants`` that succeeds on a fork of ``state`` and changes it; else ``("unchanged",
+    None)`` when one succeeded without a change, ``("failed", None)`` when none succeeded."""
+    unchanged = False
     for arguments in variants:
         trial = state.fork()
         call = run_call(trial, 0, spec.name, arguments)
         if call.ok and state_hash(trial) != before:
-            return trial, arguments, call.observation
-    return None
+            return "changed", (trial, arguments, call.observation)
+        unchanged = unchanged or call.ok
+    return ("unchanged" if unchanged else "failed"), None
 
 
 def _fed_by(spec: ToolSpec, arguments: dict[str, Any], pool: Pool, source: str) -> set[str]:

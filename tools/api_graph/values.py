@@ -93,6 +93,11 @@ def is_keyed_map(value: Mapping[str, Any]) -> bool:
     return bool(value) and any(not _is_identifier(str(k)) for k in value)
 
 
+def names_in(value: Any) -> list[str]:
+    """The names of a comma-separated node or edge attribute (``"user_id,order_id"``)."""
+    return [part for part in str(value or "").split(",") if part]
+
+
 def tool_noun(tool: str) -> str | None:
     """What a snake_case tool's name says it returns: ``create_ticket`` -> ``ticket``,
     ``get_user_tickets`` -> ``ticket``; None for one word (``ls``) or camelCase. A record's

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
-from typing import Any
 
 import networkx as nx
 from apigen_mt.domains.base import ToolKind
+from apigen_mt.tools.api_graph.values import names_in
 
 
 def _kind(graph: nx.DiGraph, node: str) -> str | None:
@@ -34,24 +34,20 @@ def _distance_to(graph: nx.DiGraph, targets: Iterable[str]) -> dict[str, int]:
     return distance
 
 
-def _split(value: Any) -> list[str]:
-    return [part for part in str(value or "").split(",") if part]
-
-
 def _covered(graph: nx.DiGraph, path: list[str], write: str) -> bool:
     """Whether the chain so far can feed every id-like argument of ``write`` that some tool
     feeds, and holds one of the writes it needs first (its ``needs``: a login), if any."""
-    needs = set(_split(graph.nodes[write].get("needs")))
+    needs = set(names_in(graph.nodes[write].get("needs")))
     if needs and not needs & set(path):
         return False
     feedable: set[str] = set()
     fed: set[str] = set()
     for source in graph.predecessors(write):
-        arguments = set(_split(graph.edges[source, write].get("arguments")))
+        arguments = set(names_in(graph.edges[source, write].get("arguments")))
         feedable |= arguments
         if source in path:
             fed |= arguments
-    needed = set(_split(graph.nodes[write].get("key_args"))) & feedable
+    needed = set(names_in(graph.nodes[write].get("key_args"))) & feedable
     return needed <= fed
 
 
