@@ -238,6 +238,12 @@ class Domain(ABC):
         """Few-shot examples; for benchmark-derived domains, from a *train* split only."""
         return []
 
+    @property
+    def user_tools(self) -> list[ToolSpec]:
+        """The tools the user has (tau2 telecom: their phone), which the user, not the
+        assistant, calls; empty for a domain where only the assistant acts."""
+        return []
+
     def state_pool(self) -> list[str]:
         """Names of domains with these tools in other initial states, this one's first (empty:
         one state only). Phase 1 draws one per blueprint (``state_pool`` setting), and the

@@ -25,6 +25,7 @@ def _builtin(module: str, attribute: str, *args: str) -> Callable[[], Domain]:
 BUILTIN: dict[str, tuple[Callable[[], Domain], str]] = {
     "retail": (_builtin("retail", "RetailDomain"), "tau2-bench retail"),
     "airline": (_builtin("airline", "AirlineDomain"), "tau2-bench airline"),
+    "telecom": (_builtin("telecom", "TelecomDomain"), "tau2-bench telecom (the user acts on a phone too)"),
     "library": (_builtin("library", "get_domain"), "example: a public library (template for custom domains)"),
     "bfcl.file_system": (_builtin("bfcl", "single_class_domain", "file_system"), "BFCL GorillaFileSystem"),
     "bfcl.math": (_builtin("bfcl", "single_class_domain", "math"), "BFCL MathAPI"),

@@ -1,0 +1,130 @@
+"""A tau2 telecom environment: the agent's database and the user's phone, both forked by copy.
+
+tau2 rebuilds both from their files for every task. Here each environment holds its own deep
+copies (the agent database has 33 records, the phone two: a copy takes about half a
+millisecond), bound to tau2's own toolkits and to tau2's own ``TelecomEnvironment``, whose
+``sync_tools`` carries the line's state to the phone after every call, as tau2 does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from apigen_mt.domains.base import ArgumentError, Environment, RecordChange, ToolExecutionError, UnknownToolError
+from apigen_mt.tools.json_schema import argument_errors, coerce_integers
+from apigen_mt.tools.jsonable import to_jsonable
+
+if TYPE_CHECKING:  # pragma: no cover
+    from apigen_mt.domains.telecom.domain import TelecomDomain
+
+AGENT_TABLES = {"plans": "plan_id", "customers": "customer_id", "lines": "line_id", "bills": "bill_id",
+                "devices": "device_id"}
+"""The agent database's lists of records, each by its key field."""
+USER_TABLE = "phone"
+"""The user's side as one table: its ``device`` and its ``surroundings`` (location, line state)."""
+
+
+class TelecomEnvironment(Environment):
+    """One telecom world: tau2's agent and user toolkits on this environment's own databases."""
+
+    def __init__(self, domain: "TelecomDomain", db: Any, user_db: Any) -> None:
+        self.domain = domain
+        self._tau2 = domain.tau2_environment(db, user_db)
+
+    @property
+    def agent_db(self) -> Any:
+        """tau2's agent database of this environment (read it; change it only through tools)."""
+        return self._tau2.tools.db
+
+    @property
+    def user_db(self) -> Any:
+        """tau2's user database (the phone) of this environment."""
+        return self._tau2.user_tools.db
+
+    def execute(self, name: str, arguments: Mapping[str, Any]) -> Any:
+        """One of the agent's tools."""
+        return self._call("assistant", name, arguments)
+
+    def execute_user(self, name: str, arguments: Mapping[str, Any]) -> Any:
+        """One of the user's tools: the user acts on their phone."""
+        return self._call("user", name, arguments)
+
+    def initialize(self, agent_data: Mapping[str, Any] | None, user_data: Mapping[str, Any] | None) -> None:
+        """Merge a task's ``initialization_data`` into the databases (tau2's ``update_db``; no sync)."""
+        if agent_data:
+            self._tau2.tools.update_db(dict(agent_data))
+        if user_data:
+            self._tau2.user_tools.update_db(dict(user_data))
+
+    def sync(self) -> None:
+        """Carry the line's state to the phone (tau2's ``sync_tools``)."""
+        self._tau2.sync_tools()
+
+    def run_function(self, env_type: str, name: str, arguments: Mapping[str, Any]) -> Any:
+        """A function of either toolkit that is not a tool (tau2's initialization and assertion
+        functions: ``turn_airplane_mode_on``, ``assert_can_send_mms``), then the sync."""
+        toolkit = self._toolkit(env_type)
+        function = getattr(toolkit, name, None) if not name.startswith("_") else None
+        if not callable(function):
+            raise UnknownToolError(f"{env_type} function {name!r} not found in tau2's telecom toolkit")
+        try:
+            result = function(**dict(arguments))
+        except Exception as error:  # tau2 raises plain exceptions for scenarios it cannot set
+            raise ToolExecutionError(f"{name}: {error or type(error).__name__}") from error
+        self._tau2.sync_tools()
+        return to_jsonable(result)
+
+    def _toolkit(self, env_type: str) -> Any:
+        if env_type == "user":
+            return self._tau2.user_tools
+        if env_type == "assistant":
+            return self._tau2.tools
+        raise ArgumentError(f"env_type must be 'assistant' or 'user', not {env_type!r}")
+
+    def _call(self, requestor: str, name: str, arguments: Mapping[str, Any]) -> Any:
+        spec = self.domain.tool(name) if requestor == "assistant" else self.domain.user_tool(name)
+        if spec is None:
+            whose = "agent" if requestor == "assistant" else "user"
+            raise UnknownToolError(f"Tool '{name}' is not one of the {whose}'s tools in telecom.")
+        problems = argument_errors(arguments, spec.parameters)
+        if problems:
+            raise ArgumentError(f"Invalid arguments for {name}: " + "; ".join(problems))
+        arguments = coerce_integers(arguments, spec.parameters)
+        saved = (self.agent_db.model_copy(deep=True), self.user_db.model_copy(deep=True))
+        try:
+            result = self._toolkit(requestor).use_tool(tool_name=name, **arguments)
+            self._tau2.sync_tools()
+        except Exception as error:  # tau2's business failures are plain exceptions
+            self._restore(*saved)  # a failed call changes nothing, even half-way
+            raise ToolExecutionError(str(error) or type(error).__name__) from error
+        return to_jsonable(result)
+
+    def _restore(self, db: Any, user_db: Any) -> None:
+        self._tau2 = self.domain.tau2_environment(db, user_db)
+
+    def fork(self) -> "TelecomEnvironment":
+        return TelecomEnvironment(self.domain, self.agent_db.model_copy(deep=True), self.user_db.model_copy(deep=True))
+
+    def dump(self) -> dict[str, dict[str, Any]]:
+        return state_tables(self.agent_db, self.user_db)
+
+    def changed_records(self) -> Iterator[RecordChange]:
+        pristine = self.domain.pristine_tables
+        for table, records in self.dump().items():
+            before_table = pristine.get(table, {})
+            for key in sorted(set(records) | set(before_table)):
+                before, after = before_table.get(key), records.get(key)
+                if before != after:
+                    yield RecordChange(table, key, before, after)
+
+    def record(self, table: str, key: str) -> Any:
+        return self.dump().get(table, {}).get(key) if isinstance(table, str) and isinstance(key, str) else None
+
+
+def state_tables(db: Any, user_db: Any) -> dict[str, dict[str, Any]]:
+    """Both databases as ``{table: {key: record}}`` JSON data (the phone as table ``phone``)."""
+    data = db.model_dump(mode="json")
+    tables = {name: {str(row[key]): row for row in data.get(name) or []} for name, key in AGENT_TABLES.items()}
+    tables[USER_TABLE] = dict(user_db.model_dump(mode="json"))
+    return tables
