@@ -3,12 +3,20 @@
 JSON form, one per line in a ``.jsonl`` file (extra fields are kept)::
 
     {"id", "domain", "instruction", "actions": [{"name", "arguments"}], "outputs": [str]}
+
+In a domain where the user acts too (tau2 telecom), an action may carry ``"requestor":
+"user"`` (the user runs it on their device; the assistant's is the default and is not
+written), and a blueprint may carry ``initial_state`` (the world it starts in, in the
+domain's terms: tau2's ``initialization_data`` / ``initialization_actions``) and
+``assertions`` (checks on the final state: ``{"env_type", "func_name", "arguments",
+"assert_value"}``) and ``reward_basis`` (what the verifier's reward rests on, tau2's names:
+``DB``, ``ENV_ASSERTION``, ``COMMUNICATE``; all of them by default).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,6 +28,8 @@ class Action(BaseModel):
 
     name: str
     arguments: dict[str, Any] = Field(default_factory=dict)
+    requestor: Literal["assistant", "user"] | None = None
+    """Who makes the call: the assistant (None, the default) or the user on their own device."""
 
 
 class Blueprint(BaseModel):
@@ -32,6 +42,9 @@ class Blueprint(BaseModel):
     instruction: str
     actions: list[Action] = Field(default_factory=list)
     outputs: list[str] = Field(default_factory=list)
+    initial_state: dict[str, Any] | None = None
+    assertions: list[dict[str, Any]] | None = None
+    reward_basis: list[str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)

@@ -119,6 +119,16 @@ class Environment(ABC):
     def fork(self) -> "Environment":
         """An independent copy of the current state (for snapshots and what-ifs)."""
 
+    def execute_user(self, name: str, arguments: Mapping[str, Any]) -> Any:
+        """Run one of the user's own tools (``Domain.user_tools``: a phone's settings); as
+        :meth:`execute`, a failed call changes nothing. Domains without user tools have none."""
+        raise UnknownToolError(f"Tool '{name}' is not a user tool: the user has no tools in domain {self.domain.name!r}.")
+
+    def assertion_holds(self, assertion: Mapping[str, Any]) -> bool:
+        """Whether one of a blueprint's ``assertions`` holds in this state; ArgumentError for
+        a domain without assertion functions or a malformed one."""
+        raise ArgumentError(f"domain {self.domain.name!r} has no assertion functions")
+
     def dump(self) -> dict[str, dict[str, Any]]:
         """The whole current state as JSON data, ``{table: {key: value}}``.
 
@@ -237,6 +247,17 @@ class Domain(ABC):
     def example_blueprints(self) -> list[Any]:
         """Few-shot examples; for benchmark-derived domains, from a *train* split only."""
         return []
+
+    def env_for(self, initial_state: Mapping[str, Any] | None) -> Environment:
+        """A fresh environment in a blueprint's ``initial_state`` (the pristine one for None);
+        DomainError for a domain whose tasks all start in its pristine state."""
+        if initial_state:
+            raise DomainError(f"domain {self.name!r} has no initial states: a blueprint of it carries none")
+        return self.new_env()
+
+    def user_tool(self, name: str) -> ToolSpec | None:
+        """The spec of one of the user's tools, or None."""
+        return next((spec for spec in self.user_tools if spec.name == name), None) if isinstance(name, str) else None
 
     @property
     def user_tools(self) -> list[ToolSpec]:

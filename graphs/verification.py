@@ -95,16 +95,21 @@ def format_check(state: BlueprintState) -> dict[str, Any]:
 def execution_check(state: BlueprintState) -> dict[str, Any]:
     """Every action runs on a fresh fork; the diff of the database is what reviewers see."""
     domain = get_domain(state.domain)
-    trace = execute_blueprint(domain, state.proposal["actions"])
+    trace = _execute(domain, state.proposal)
     diff = StateDiff.of(trace.env).render()
-    return {"check": _check("execution", execution_errors(trace), diff)}
+    return {"check": _check("execution", execution_errors(trace, state.proposal.get("assertions")), diff)}
+
+
+def _execute(domain: Any, proposal: dict[str, Any]) -> Any:
+    """The proposal's actions run in its initial state (re-run per check: a trace is not state)."""
+    return execute_blueprint(domain, proposal["actions"], proposal.get("initial_state"))
 
 
 def policy_check(state: BlueprintState) -> dict[str, Any]:
     """The domain's rules for generated data, run over the execution trace (re-executed:
     a trace is not state; it takes milliseconds)."""
     domain = get_domain(state.domain)
-    trace = execute_blueprint(domain, state.proposal["actions"])
+    trace = _execute(domain, state.proposal)
     reasons = policy_violations(domain, trace, generated=True)
     return {"check": _check("policy", reasons, (state.check or {}).get("diff"))}
 
@@ -118,7 +123,7 @@ def grounding_check(state: BlueprintState, config: RunnableConfig) -> dict[str, 
     if not settings.grounding:
         return {"check": _check("grounding", [], diff)}
     domain = get_domain(state.domain)
-    trace = execute_blueprint(domain, state.proposal["actions"])
+    trace = _execute(domain, state.proposal)
     return {"check": _check("grounding", grounding_errors(domain, state.proposal, trace), diff)}
 
 

@@ -84,3 +84,58 @@ def test_forks_are_independent_and_a_failed_call_changes_nothing(telecom):
 def test_generation_on_it_says_what_is_missing_instead_of_dropping_the_user_s_side():
     with pytest.raises(DomainError, match="tools of the user's own"):
         run_phase1("telecom", 1)
+
+
+def _tau2_reward(task, actions):
+    """tau2's telecom reward (its basis: the environment assertions) after ``actions``."""
+    message = import_tau2("data_model.message")
+    env = _tau2_env(task)
+    for number, action in enumerate(actions):
+        env.get_response(message.ToolCall(id=str(number), name=action["name"], arguments=action["arguments"],
+                                          requestor=action.get("requestor") or "assistant"))
+    return float(all(env.run_env_assertion(a, raise_assertion_error=False) for a in task.evaluation_criteria.env_assertions or []))
+
+
+def _changed(actions):
+    """The first action with an argument, that argument changed (a number +1, a mode or permission swapped)."""
+    swaps = {"4g_5g_preferred": "3g_only", "sms": "storage", "storage": "sms", "messaging": "browser"}
+    for index, action in enumerate(actions):
+        for key, value in action["arguments"].items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                new = value + 1
+            elif value in swaps:
+                new = swaps[value]
+            else:
+                continue
+            return [*actions[:index], {**action, "arguments": {**action["arguments"], key: new}}, *actions[index + 1:]]
+    return None
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_tasks_as_blueprints_pass_every_check_and_the_verifier_agrees_with_tau2(telecom, split):
+    """Gold, each action dropped (the user's and the agent's) and an argument changed: our reward
+    is tau2's evaluator's on every variant; the gold blueprints pass format, execution with their
+    assertions, policy and grounding (the user's values come from what the assistant can say)."""
+    from apigen_mt.domains.tau2bench.tasks import task_to_blueprint
+    from apigen_mt.tools.checks.validate import validate_blueprint
+    from apigen_mt.tools.verifier import verify
+
+    rewards = {"gold": [], "dropped": [], "changed": []}
+    tasks = tau2_tasks("telecom", split)
+    blueprints = [task_to_blueprint("telecom", task, split).to_json() for task in tasks]
+    user_acts = [b for b in blueprints if any(a.get("requestor") == "user" for a in b["actions"])]
+    both_sides = [b for b in user_acts if any(a.get("requestor") is None for a in b["actions"])]
+    assert len(user_acts) >= len(blueprints) // 2 and both_sides and all(b.get("assertions") for b in user_acts)
+    assert all(b["reward_basis"] == ["ENV_ASSERTION"] for b in blueprints)  # tau2's basis for telecom
+    for task, blueprint in zip(tasks, blueprints):
+        checked = validate_blueprint(telecom, blueprint)
+        assert checked.passed, (task.id, checked.stage, checked.reasons)
+        actions = blueprint["actions"]
+        variants = [("gold", actions)] + [("dropped", actions[:i] + actions[i + 1:]) for i in range(len(actions))]
+        if _changed(actions) is not None:
+            variants.append(("changed", _changed(actions)))
+        for kind, calls in variants:
+            ours = verify(telecom, blueprint, calls, []).reward
+            assert ours == _tau2_reward(task, calls), (task.id, kind, calls)
+            rewards[kind].append(ours)
+    assert set(rewards["gold"]) == {1.0} and 0.0 in rewards["dropped"] and 0.0 in rewards["changed"]

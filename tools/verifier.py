@@ -1,8 +1,11 @@
 """Phase 2's acceptance test for one conversation (reward 1 or 0, with reasons).
 
 Reward is 1 iff (a) replaying the conversation's tool calls on a fresh environment ends in
-the same state as replaying the blueprint's actions on another fresh environment, and (b)
-every expected output appears in some assistant message. (b) uses tau2's own rule (case-
+the same state as replaying the blueprint's actions on another fresh environment (both in
+the blueprint's initial state, the user's calls on their device included), (b) the
+blueprint's assertions hold after the conversation's calls, and (c) every expected output
+appears in some assistant message; a blueprint's ``reward_basis`` (tau2's ``DB``,
+``ENV_ASSERTION``, ``COMMUNICATE``) names the ones its reward rests on. (b) uses tau2's own rule (case-
 insensitive substring, commas removed from the message) so verdicts agree with tau2's
 evaluator on its tasks. Calls that errored change nothing, in both replays, as in tau2.
 """
@@ -13,9 +16,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from apigen_mt.blueprint import blueprint_json
 from apigen_mt.domains.base import Domain
+from apigen_mt.tools.checks.execution import assertion_errors, start_env
 from apigen_mt.tools.executor import execute_actions
 from apigen_mt.tools.state_diff import compare_states
+
+
+REWARD_BASIS = ("DB", "ENV_ASSERTION", "COMMUNICATE")
+"""What a reward rests on unless a blueprint names its own ``reward_basis`` (tau2's names): the
+final state (DB), the assertions and the outputs. A tau2 telecom task rests on its assertions
+alone (a conversation that fixes the phone another way passes there); generated ones on all."""
 
 
 @dataclass
@@ -26,12 +37,12 @@ class Verdict:
     state_match: bool
     missing_outputs: list[str] = field(default_factory=list)
     state_differences: list[str] = field(default_factory=list)
+    failed_assertions: list[str] = field(default_factory=list)
 
     @property
     def reasons(self) -> list[str]:
-        return [f"state: {r}" for r in self.state_differences] + [
-            f"output not said: {o!r}" for o in self.missing_outputs
-        ]
+        return ([f"state: {r}" for r in self.state_differences] + [f"assertion: {a}" for a in self.failed_assertions]
+                + [f"output not said: {o!r}" for o in self.missing_outputs])
 
     def to_json(self) -> dict[str, Any]:
         return {"reward": self.reward, "state_match": self.state_match, "reasons": self.reasons}
@@ -50,16 +61,21 @@ def verify(
     assistant_messages: Sequence[str],
 ) -> Verdict:
     """Compare a conversation's effect and words with the blueprint's."""
-    actions = blueprint["actions"] if isinstance(blueprint, Mapping) else blueprint.actions
-    outputs = blueprint["outputs"] if isinstance(blueprint, Mapping) else blueprint.outputs
-    expected = execute_actions(domain.new_env(), actions).env
-    actual = execute_actions(domain.new_env(), tool_calls).env
+    data = blueprint_json(blueprint)
+    initial_state = data.get("initial_state")
+    expected = execute_actions(start_env(domain, initial_state)[0], data.get("actions") or []).env
+    actual = execute_actions(start_env(domain, initial_state)[0], tool_calls).env
     differences = compare_states(expected, actual)
-    missing = [output for output in outputs if not output_said(output, assistant_messages)]
+    failed = assertion_errors(actual, data.get("assertions"))
+    missing = [output for output in data.get("outputs") or [] if not output_said(output, assistant_messages)]
     state_match = not differences
+    basis = set(data.get("reward_basis") or REWARD_BASIS)
+    passed = (("DB" not in basis or state_match) and ("ENV_ASSERTION" not in basis or not failed)
+              and ("COMMUNICATE" not in basis or not missing))
     return Verdict(
-        reward=1.0 if state_match and not missing else 0.0,
+        reward=1.0 if passed else 0.0,
         state_match=state_match,
         missing_outputs=missing,
         state_differences=differences,
+        failed_assertions=failed,
     )

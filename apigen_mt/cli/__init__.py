@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_domains)
 
     p = sub.add_parser("import-tau2", help="write tau2-bench tasks as blueprints (JSONL)")
-    p.add_argument("--domain", required=True, choices=["retail", "airline"])
+    p.add_argument("--domain", required=True, choices=["retail", "airline", "telecom"])
     p.add_argument("--split", required=True, choices=["train", "test"])
     p.add_argument("--out", required=True, type=Path, help="output .jsonl file")
     p.set_defaults(handler=cmd_import_tau2)

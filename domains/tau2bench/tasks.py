@@ -36,12 +36,24 @@ def task_instruction(task: Any) -> str:
 
 
 def task_to_blueprint(tau2_name: str, task: Any, split: str) -> Blueprint:
+    """A tau2 task as a blueprint: the assistant's gold actions and, in a domain where the
+    user acts too (telecom), the user's (``requestor: "user"``), the task's initial state, its
+    environment assertions and what its reward rests on (``reward_basis``)."""
     criteria = task.evaluation_criteria
+    user_acts = tau2_name == "telecom"
     actions = [
-        Action(name=action.name, arguments=dict(action.arguments))
+        Action(name=action.name, arguments=dict(action.arguments), requestor="user" if action.requestor == "user" else None)
         for action in (criteria.actions or [])
-        if action.requestor == "assistant"
+        if action.requestor == "assistant" or user_acts
     ]
+    extra: dict[str, Any] = {}
+    if user_acts and task.initial_state is not None:
+        extra["initial_state"] = task.initial_state.model_dump(mode="json", exclude_none=True)
+    if user_acts and criteria.env_assertions:
+        extra["assertions"] = [a.model_dump(mode="json", exclude_none=True) for a in criteria.env_assertions]
+    if user_acts and criteria.reward_basis:
+        basis = [getattr(kind, "value", str(kind)) for kind in criteria.reward_basis]
+        extra["reward_basis"] = [kind for kind in basis if kind in ("DB", "ENV_ASSERTION", "COMMUNICATE")]
     return Blueprint(
         id=f"tau2-{tau2_name}-{task.id}",
         domain=tau2_name,
@@ -49,6 +61,7 @@ def task_to_blueprint(tau2_name: str, task: Any, split: str) -> Blueprint:
         actions=actions,
         outputs=list(criteria.communicate_info or []),
         source={"benchmark": "tau2-bench", "task_id": task.id, "split": split},
+        **extra,
     )
 
 

@@ -106,8 +106,11 @@ class TelecomDomain(Domain):
         data = initial_state.get("initialization_data") or {}
         env.initialize(data.get("agent_data"), data.get("user_data"))
         for action in initial_state.get("initialization_actions") or []:
+            if not isinstance(action, Mapping) or not isinstance(action.get("func_name"), str):
+                raise DomainError(f"an initialization action is {{env_type, func_name, arguments}}, not {action!r:.80}")
             env.run_function(action.get("env_type", "assistant"), action["func_name"], action.get("arguments") or {})
         env.sync()
+        env.mark_start()
         return env
 
     def tau2_environment(self, db: Any, user_db: Any) -> Any:

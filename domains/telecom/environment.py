@@ -28,9 +28,15 @@ USER_TABLE = "phone"
 class TelecomEnvironment(Environment):
     """One telecom world: tau2's agent and user toolkits on this environment's own databases."""
 
-    def __init__(self, domain: "TelecomDomain", db: Any, user_db: Any) -> None:
+    def __init__(self, domain: "TelecomDomain", db: Any, user_db: Any, baseline: Mapping[str, Any] | None = None) -> None:
         self.domain = domain
         self._tau2 = domain.tau2_environment(db, user_db)
+        self._baseline = baseline if baseline is not None else domain.pristine_tables
+
+    def mark_start(self) -> None:
+        """Take the current state as where the task starts: changes are counted from it (a
+        task's initial state is its pristine state; the diff shows what its actions did)."""
+        self._baseline = self.dump()
 
     @property
     def agent_db(self) -> Any:
@@ -75,6 +81,18 @@ class TelecomEnvironment(Environment):
         self._tau2.sync_tools()
         return to_jsonable(result)
 
+    def assertion_holds(self, assertion: Mapping[str, Any]) -> bool:
+        """One of tau2's environment assertions (``{"env_type", "func_name", "arguments",
+        "assert_value"}``) on this state, as tau2's ``run_env_assertion`` evaluates it (here on a
+        fork: an assertion function that changed the state would not change this one)."""
+        name = assertion.get("func_name")
+        if not isinstance(name, str) or not name.startswith("assert_"):
+            raise ArgumentError(f"an assertion names an assert_* function, not {name!r}")
+        result = self.fork().run_function(str(assertion.get("env_type") or "assistant"), name, assertion.get("arguments") or {})
+        if not isinstance(result, bool):
+            raise ArgumentError(f"{name} returned {type(result).__name__}, not a bool")
+        return result == bool(assertion.get("assert_value", True))
+
     def _toolkit(self, env_type: str) -> Any:
         if env_type == "user":
             return self._tau2.user_tools
@@ -101,16 +119,18 @@ class TelecomEnvironment(Environment):
         return to_jsonable(result)
 
     def _restore(self, db: Any, user_db: Any) -> None:
-        self._tau2 = self.domain.tau2_environment(db, user_db)
+        self._tau2 = self.domain.tau2_environment(db, user_db)  # the baseline stays
 
     def fork(self) -> "TelecomEnvironment":
-        return TelecomEnvironment(self.domain, self.agent_db.model_copy(deep=True), self.user_db.model_copy(deep=True))
+        return TelecomEnvironment(self.domain, self.agent_db.model_copy(deep=True), self.user_db.model_copy(deep=True),
+                                  self._baseline)
 
     def dump(self) -> dict[str, dict[str, Any]]:
         return state_tables(self.agent_db, self.user_db)
 
     def changed_records(self) -> Iterator[RecordChange]:
-        pristine = self.domain.pristine_tables
+        """Every record that differs from where the task started (its initial state)."""
+        pristine = self._baseline
         for table, records in self.dump().items():
             before_table = pristine.get(table, {})
             for key in sorted(set(records) | set(before_table)):

@@ -1,4 +1,5 @@
-"""Format check: the blueprint has the required fields with the right shapes."""
+"""Format check: the blueprint has the required fields with the right shapes (and, where it
+has them, a well-formed ``requestor`` per action, ``initial_state`` and ``assertions``)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,19 @@ def format_errors(raw: Any, domain_name: str | None = None) -> list[str]:
             errors.append(f"{where}.name must be a non-empty string")
         if "arguments" in action and not isinstance(action["arguments"], Mapping):
             errors.append(f"{where}.arguments must be an object, got {type(action['arguments']).__name__}")
+        if action.get("requestor") not in (None, "assistant", "user"):
+            errors.append(f"{where}.requestor must be 'assistant' or 'user', got {action.get('requestor')!r:.40}")
+    if raw.get("initial_state") is not None and not isinstance(raw["initial_state"], Mapping):
+        errors.append(f"field 'initial_state' must be an object, got {type(raw['initial_state']).__name__}")
+    assertions = raw.get("assertions")
+    if assertions is not None and not isinstance(assertions, list):
+        errors.append(f"field 'assertions' must be a list, got {type(assertions).__name__}")
+    for index, assertion in enumerate(assertions if isinstance(assertions, list) else []):
+        if not isinstance(assertion, Mapping) or not isinstance(assertion.get("func_name"), str):
+            errors.append(f"assertions[{index}] must be an object with 'func_name' (and env_type, arguments, assert_value)")
+    basis = raw.get("reward_basis")
+    if basis is not None and (not isinstance(basis, list) or not set(basis) <= {"DB", "ENV_ASSERTION", "COMMUNICATE"}):
+        errors.append(f"field 'reward_basis' must list some of DB, ENV_ASSERTION, COMMUNICATE, got {basis!r:.60}")
     if isinstance(raw.get("outputs"), list):
         for index, output in enumerate(raw["outputs"]):
             if not isinstance(output, str) or not output.strip():

@@ -6,7 +6,9 @@ conversation (the simulated user cannot say what q does not hold), and a committ
 judges misses it often. This check decides it by rules (:mod:`apigen_mt.tools.provenance`):
 every argument value of every action must be
 
-* said in the instruction (normalised: case, whitespace, numbers, dates, names), or
+* said in the instruction (normalised: case, whitespace, numbers, dates, names), or, for an
+  action the user takes on their own device (``requestor: "user"``), said in the instruction or
+  the policy (the assistant guides the user: "set the network mode to 4g_5g_preferred"), or
 * returned by an earlier action, or
 * reachable with the domain's read tools from what is obtainable (a bounded closure, run on
   the state before the action), or
@@ -88,8 +90,12 @@ def argument_leaves(value: Any, schema: Mapping[str, Any] | None, path: str) -> 
 
 def fixed_by_schema(value: Any, schema: Mapping[str, Any]) -> bool:
     """A value the schema fixes: a boolean, null or empty, an ``enum`` or ``const`` member (or one
-    its description enumerates), the default."""
+    its description enumerates, or an enum member of one of its ``anyOf`` / ``oneOf`` options:
+    tau2's ``NetworkModePreference | str``), the default."""
     if value is None or isinstance(value, bool) or value == "":
+        return True
+    options = [o for o in [*(schema.get("anyOf") or []), *(schema.get("oneOf") or [])] if isinstance(o, Mapping)]
+    if any("enum" in option and value in option["enum"] for option in options):
         return True
     if "enum" in schema and value in schema["enum"]:
         return True
@@ -145,14 +151,18 @@ def grounding_gaps(domain: Domain, raw: Mapping[str, Any], trace: ExecutionTrace
     succeeded, as ``(index of the action they serve, tool, arguments)`` (the outputs': the
     number of actions): what an assistant would look up (an oracle's conversation)."""
     said = Said(str(raw.get("instruction") or ""))
+    guided: Said | None = None  # what the assistant can tell the user: the instruction and the policy
     knowledge = Knowledge()
     closure = Closure(domain, said, knowledge, max_calls=max_lookups)
     gaps: list[Gap] = []
     for call in trace.calls:
         arguments = call.arguments if isinstance(call.arguments, Mapping) else {}
         amounts = call_amounts(domain, call.name, arguments, call.before)
-        for path, value in unobtainable_arguments(domain, call.name, arguments, said, knowledge, amounts=amounts,
-                                                  state=call.before, closure=closure):
+        if call.by_user and guided is None:
+            guided = Said(f"{raw.get('instruction') or ''}\n{domain.policy}")
+        for path, value in unobtainable_arguments(domain, call.name, arguments, guided if call.by_user else said,
+                                                  knowledge, amounts=amounts, state=call.before,
+                                                  closure=None if call.by_user else closure, by_user=call.by_user):
             gaps.append(Gap(value, call.index, call.name, path, closure.calls))
         _take_lookups(closure, lookups, call.index)
         if call.ok:
@@ -185,12 +195,14 @@ def call_amounts(domain: Domain, name: str, arguments: Mapping[str, Any], state:
 
 def unobtainable_arguments(domain: Domain, name: str, arguments: Mapping[str, Any], said: Said, knowledge: Knowledge,
                            *, amounts: Mapping[float, str] | None = None, state: Any = None,
-                           closure: Closure | None = None) -> list[tuple[str, Any]]:
+                           closure: Closure | None = None, by_user: bool = False) -> list[tuple[str, Any]]:
     """``(path, value)`` of every argument leaf of one call that nothing obtainable explains:
     not fixed by the schema, not a declared free text, not said, not known, not derived, and
     (with a ``closure`` and the ``state`` before the call) not found by lookups. The
-    conversation audit calls it without a closure: a conversation shows its lookups."""
-    spec = domain.tool(name)
+    conversation audit calls it without a closure: a conversation shows its lookups.
+    ``by_user``: one of the user's own tools (their phone), whose values the user gets from
+    the assistant: ``said`` is then what the assistant can say (the instruction and the policy)."""
+    spec = domain.user_tool(name) if by_user else domain.tool(name)
     schema = spec.parameters if spec is not None else {}
     free = set((domain.free_text_arguments or {}).get(name, ()))
     conventional = (domain.conventional_values or {}).get(name, {})

@@ -44,9 +44,9 @@ def validate_blueprint(domain: Domain, raw: Any, *, grounding: bool = True) -> V
     problems = format_errors(raw, domain.name)
     if problems:
         return ValidationResult(blueprint_id, False, "format", problems)
-    trace = execute_blueprint(domain, raw["actions"])
+    trace = execute_blueprint(domain, raw["actions"], raw.get("initial_state"))
     diff = StateDiff.of(trace.env)
-    problems = execution_errors(trace)
+    problems = execution_errors(trace, raw.get("assertions"))
     if problems:
         return ValidationResult(blueprint_id, False, "execution", problems, diff, trace)
     problems = policy_violations(domain, trace)
