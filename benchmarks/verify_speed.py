@@ -1,7 +1,8 @@
 """Our trajectory verification vs tau2-bench's own evaluator, on the same tasks, in one run.
 
-For every retail and airline task (both splits) a finished conversation is built once: the
-gold tool calls with tau2's responses, then assistant messages that say the expected outputs.
+For every retail, airline and telecom task (both splits) a finished conversation is built
+once: the gold tool calls with tau2's responses (telecom's from the task's initial state, the
+user's calls as the user's), then assistant messages that say the expected outputs.
 Then both verify it: ours (``apigen_mt.tools.verifier.verify``: copy-on-write forks, diff of
 touched records) and tau2's (``EnvironmentEvaluator`` x ``CommunicateEvaluator``: fresh
 environments, replay, whole-database hashes). Building the conversation is not timed for
@@ -9,12 +10,13 @@ either. Both must agree on every reward.
 
     python benchmarks/verify_speed.py [--repeat N]
 
-Last line: ``speedup_retail=<x> speedup_airline=<y>`` (tau2 time / our time).
+Last line: ``speedup_retail=<x> speedup_airline=<y> speedup_telecom=<z>`` (tau2 time / our time).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 
@@ -24,18 +26,33 @@ from apigen_mt.domains.tau2bench.tasks import task_to_blueprint, tau2_tasks
 from apigen_mt.tools.verifier import verify
 
 
+def constructor_of(name: str):
+    """tau2's environment constructor for ``name`` (telecom: with the workflow policy we load)."""
+    environment = import_tau2(f"domains.{name}.environment")
+    if name == "telecom":
+        from apigen_mt.domains.telecom.domain import POLICY_TYPE
+
+        return functools.partial(environment.get_environment, policy_type=POLICY_TYPE)
+    return environment.get_environment
+
+
 def conversations(name: str):
     message = import_tau2("data_model.message")
-    environment = import_tau2(f"domains.{name}.environment")
     for split in ("train", "test"):
         for task in tau2_tasks(name, split):
             bp = task_to_blueprint(name, task, split)
-            env = environment.get_environment()
+            env = constructor_of(name)()
+            if task.initial_state is not None:
+                init = task.initial_state
+                env.set_state(init.initialization_data, init.initialization_actions, [])
             calls, trajectory = [], []
             for index, action in enumerate(bp.actions):
-                call = message.ToolCall(id=str(index), name=action.name, arguments=action.arguments)
-                trajectory += [message.AssistantMessage(role="assistant", tool_calls=[call]), env.get_response(call)]
-                calls.append({"name": action.name, "arguments": action.arguments})
+                requestor = action.requestor or "assistant"  # telecom: the user acts on their phone too
+                call = message.ToolCall(id=str(index), name=action.name, arguments=action.arguments, requestor=requestor)
+                said = (message.UserMessage(role="user", tool_calls=[call]) if requestor == "user"
+                        else message.AssistantMessage(role="assistant", tool_calls=[call]))
+                trajectory += [said, env.get_response(call)]
+                calls.append({"name": action.name, "arguments": action.arguments, "requestor": action.requestor})
             texts = [f"Done: {o}." for o in bp.outputs] or ["Done."]
             trajectory += [message.AssistantMessage(role="assistant", content=t) for t in texts]
             yield task, bp, calls, texts, trajectory
@@ -48,9 +65,9 @@ def main() -> int:
     env_eval = import_tau2("evaluator.evaluator_env").EnvironmentEvaluator
     comm_eval = import_tau2("evaluator.evaluator_communicate").CommunicateEvaluator
     speedups = {}
-    for name in ("retail", "airline"):
+    for name in ("retail", "airline", "telecom"):
         domain = get_domain(name)
-        constructor = import_tau2(f"domains.{name}.environment").get_environment
+        constructor = constructor_of(name)
         cases = list(conversations(name))
         ours = theirs = 0.0
         for _ in range(args.repeat):
@@ -71,7 +88,7 @@ def main() -> int:
         speedups[name] = theirs / ours
         print(f"{name}: {len(cases)} tasks x {args.repeat}: ours {1000 * ours / n:.2f} ms/task, "
               f"tau2 {1000 * theirs / n:.1f} ms/task, speedup {speedups[name]:.1f}x (rewards agree)")
-    print(f"speedup_retail={speedups['retail']:.1f} speedup_airline={speedups['airline']:.1f}")
+    print(" ".join(f"speedup_{name}={value:.1f}" for name, value in speedups.items()))
     return 0
 
 

@@ -16,15 +16,20 @@ from __future__ import annotations
 
 import datetime
 import functools
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
 from apigen_mt.domains.base import Domain, DomainError, ToolKind, ToolSpec
 from apigen_mt.domains.tau2bench.runtime import import_tau2
-from apigen_mt.domains.telecom.environment import AGENT_TABLES, TelecomEnvironment, state_tables
+from apigen_mt.domains.telecom.environment import AGENT_TABLES, TelecomEnvironment, copy_model, state_tables
 from apigen_mt.tools.json_schema import inline_refs
+from apigen_mt.tools.state_diff import canonical_json
 
 _KINDS = {"read": ToolKind.READ, "write": ToolKind.WRITE}
+STARTED_CACHE = 256
+"""Initial states kept built (each a few kB): verifying a conversation builds its blueprint's twice."""
 POLICY_TYPE = "workflow"
 """tau2's tech-support policy variant the agent gets with the main policy (``workflow``: the
 step-by-step troubleshooting workflow; tau2 also has a ``manual``)."""
@@ -67,10 +72,12 @@ class TelecomDomain(Domain):
         self._tau2_class = module.TelecomEnvironment
         self._agent_toolkit_class = import_tau2("domains.telecom.tools").TelecomTools
         self._user_toolkit_class = import_tau2("domains.telecom.user_tools").TelecomUserTools
-        self._tools = _specs(self._agent_toolkit_class(self._db.model_copy(deep=True)))
-        self._user_tools = _specs(self._user_toolkit_class(self._user_db.model_copy(deep=True)))
+        self._tools = _specs(self._agent_toolkit_class(copy_model(self._db)))
+        self._user_tools = _specs(self._user_toolkit_class(copy_model(self._user_db)))
         self._user_index = {spec.name: spec for spec in self._user_tools}
         self.pristine_tables = state_tables(self._db, self._user_db)
+        self._started: OrderedDict[str, TelecomEnvironment] = OrderedDict()  # initial state -> built env
+        self._started_lock = threading.Lock()
 
     # -- Domain ------------------------------------------------------------------------------
     @property
@@ -91,15 +98,30 @@ class TelecomDomain(Domain):
         return self._user_index.get(name) if isinstance(name, str) else None
 
     def new_env(self) -> TelecomEnvironment:
-        return TelecomEnvironment(self, self._db.model_copy(deep=True), self._user_db.model_copy(deep=True))
+        return TelecomEnvironment(self, copy_model(self._db), copy_model(self._user_db))
 
     def env_for(self, initial_state: Mapping[str, Any] | None) -> TelecomEnvironment:
         """A fresh environment in a task's initial state (tau2's ``initial_state`` as JSON data:
         ``initialization_data`` merged into either database, then ``initialization_actions``
         run in order, as tau2's ``set_state`` does); the pristine one for None."""
-        env = self.new_env()
         if not initial_state:
-            return env
+            return self.new_env()
+        key = canonical_json(initial_state)
+        with self._started_lock:
+            started = self._started.get(key)
+            if started is not None:
+                self._started.move_to_end(key)
+        if started is None:
+            started = self._build(initial_state)
+            with self._started_lock:
+                self._started[key] = started
+                while len(self._started) > STARTED_CACHE:
+                    self._started.popitem(last=False)
+        return started.fork()
+
+    def _build(self, initial_state: Mapping[str, Any]) -> TelecomEnvironment:
+        """The environment :meth:`env_for` forks: tau2's ``set_state`` replayed once per state."""
+        env = self.new_env()
         unknown = set(initial_state) - {"initialization_data", "initialization_actions", "message_history"}
         if unknown or initial_state.get("message_history"):
             raise DomainError(f"a telecom initial state holds initialization_data and initialization_actions, not {sorted(unknown) or ['message_history']}")
