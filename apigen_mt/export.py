@@ -6,7 +6,7 @@
 - ``sharegpt``: the APIGen-MT-5k layout: ``conversations`` of ``{from, value}`` with
   ``from`` in human / gpt / function_call / observation, ``tools`` as a JSON string, and
   ``system`` (the domain policy prompt);
-- ``tau2``: accepted blueprints of the tau2-bench domains (retail, airline) as a tau2-bench
+- ``tau2``: accepted blueprints of the tau2-bench domains (retail, airline, telecom) as a tau2-bench
   ``tasks.json`` (a JSON array of tau2 ``Task`` objects), so tau2's own orchestrator and
   evaluators can run new agents on the generated tasks;
 - ``dpo``: preference pairs in TRL's conversational DPO layout (``prompt`` / ``chosen`` /
@@ -22,6 +22,7 @@ at once (:func:`dpo_pairs`).
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -43,7 +44,7 @@ __all__ = [
 ]
 
 EXPORT_FORMATS = ("openai", "sharegpt", "tau2", "dpo", "bfcl")
-TAU2_DOMAINS = ("retail", "airline")
+TAU2_DOMAINS = ("retail", "airline", "telecom")
 
 
 def _arguments(call: Mapping[str, Any]) -> Any:
@@ -121,9 +122,14 @@ def to_tau2_task(blueprint: Mapping[str, Any]) -> dict[str, Any]:
     validates).
 
     Plain dicts, no tau2 import: exporting must work where tau2 is not installed. The reward
-    basis is DB + COMMUNICATE because that is what our verifier checks (the final database
-    equals replaying the gold actions; every expected output was said), so tau2 scores an
-    agent on the exported task the way the blueprint was verified.
+    basis is what our verifier checked: DB + COMMUNICATE (the final database equals replaying
+    the gold actions; every expected output was said), ENV_ASSERTION too for a blueprint with
+    assertions, or the blueprint's own ``reward_basis``; so tau2 scores an agent on the
+    exported task the way the blueprint was verified. A telecom blueprint keeps who acts
+    (the user's actions as ``requestor: "user"``), its initial state and its assertions, and
+    leaves DB out: tau2 replays telecom's gold actions without carrying the line's state to
+    the phone (``make_tool_call`` does not sync), so its DB check fails even the gold
+    conversation; the assertions are what tau2 scores telecom on.
     """
     blueprint = blueprint_json(blueprint)
     domain, task_id = blueprint.get("domain"), str(blueprint["id"])
@@ -136,12 +142,16 @@ def to_tau2_task(blueprint: Mapping[str, Any]) -> dict[str, Any]:
     actions = [
         {
             "action_id": f"{task_id}_{index}",
-            "requestor": "assistant",
+            "requestor": "user" if action.get("requestor") == "user" else "assistant",
             "name": action["name"],
             "arguments": dict(action.get("arguments") or {}),
         }
         for index, action in enumerate(blueprint.get("actions") or [])
     ]
+    assertions = [dict(assertion) for assertion in blueprint.get("assertions") or []]
+    basis = blueprint.get("reward_basis") or ["DB", "COMMUNICATE", *(["ENV_ASSERTION"] if assertions else [])]
+    if domain == "telecom":  # tau2 replays telecom's gold actions without syncing the phone: its DB check fails gold
+        basis = [kind for kind in basis if kind != "DB"] or ["ENV_ASSERTION"]
     return {
         "id": task_id,
         "description": {
@@ -158,12 +168,13 @@ def to_tau2_task(blueprint: Mapping[str, Any]) -> dict[str, Any]:
                 "task_instructions": _USER_TASK_INSTRUCTIONS,
             },
         },
-        "initial_state": None,
+        "initial_state": copy.deepcopy(blueprint.get("initial_state")),
         "evaluation_criteria": {
             "actions": actions,
+            "env_assertions": assertions or None,
             "communicate_info": [str(output) for output in blueprint.get("outputs") or []],
             "nl_assertions": None,
-            "reward_basis": ["DB", "COMMUNICATE"],
+            "reward_basis": list(basis),
         },
     }
 

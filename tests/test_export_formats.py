@@ -24,7 +24,7 @@ from tau2_harness import tau2_reward
 
 def test_tau2_export_refuses_other_domains():
     blueprint = {"id": "lib-1", "domain": "library", "instruction": "Borrow a book.", "actions": [], "outputs": []}
-    with pytest.raises(ValueError, match=r"'library'.*tau2-bench domains \(retail, airline\)"):
+    with pytest.raises(ValueError, match=r"'library'.*tau2-bench domains \(retail, airline, telecom\)"):
         to_tau2_task(blueprint)
 
 

@@ -139,3 +139,59 @@ def test_tasks_as_blueprints_pass_every_check_and_the_verifier_agrees_with_tau2(
             assert ours == _tau2_reward(task, calls), (task.id, kind, calls)
             rewards[kind].append(ours)
     assert set(rewards["gold"]) == {1.0} and 0.0 in rewards["dropped"] and 0.0 in rewards["changed"]
+
+
+def _tau2_scored(task, calls, texts=("Done.",)):
+    """tau2's reward (environment x communicate evaluators, the task's own basis) for a
+    conversation of ``calls`` (the user's as the user's) then ``texts``."""
+    import functools
+
+    message = import_tau2("data_model.message")
+    module = import_tau2("domains.telecom.environment")
+    env = _tau2_env(task)
+    trajectory = []
+    for number, call in enumerate(calls):
+        requestor = call.get("requestor") or "assistant"
+        tool_call = message.ToolCall(id=str(number), name=call["name"], arguments=call["arguments"], requestor=requestor)
+        said = (message.UserMessage(role="user", tool_calls=[tool_call]) if requestor == "user"
+                else message.AssistantMessage(role="assistant", tool_calls=[tool_call]))
+        trajectory += [said, env.get_response(tool_call)]
+    trajectory += [message.AssistantMessage(role="assistant", content=text) for text in texts]
+    constructor = functools.partial(module.get_environment, policy_type="workflow")
+    env_reward = import_tau2("evaluator.evaluator_env").EnvironmentEvaluator.calculate_reward(
+        environment_constructor=constructor, task=task, full_trajectory=trajectory)
+    said_reward = import_tau2("evaluator.evaluator_communicate").CommunicateEvaluator.calculate_reward(
+        task=task, full_trajectory=trajectory)
+    return env_reward.reward * said_reward.reward
+
+
+def test_exported_telecom_tasks_load_in_tau2_and_score_as_verified(telecom, tmp_path):
+    """Both sides' actions, the initial state and the assertions survive the export; tau2 scores
+    the gold conversation 1 and a changed one as our verifier does, on the task's own basis
+    (assertions) and on a generated blueprint's (state, assertions and outputs)."""
+    from apigen_mt.domains.tau2bench.tasks import task_to_blueprint
+    from apigen_mt.export import write_tau2_tasks
+    from apigen_mt.tools.verifier import verify
+
+    tasks = [t for t in tau2_tasks("telecom", "train") if any(a.requestor == "user" for a in t.evaluation_criteria.actions)]
+    imported = [task_to_blueprint("telecom", task, "train").to_json() for task in tasks]
+    generated = [{k: v for k, v in b.items() if k != "reward_basis"} | {"id": b["id"] + "-generated"} for b in imported]
+    path = tmp_path / "tasks.json"
+    assert write_tau2_tasks(imported + generated, path) == 2 * len(tasks)
+    loaded = import_tau2("domains.telecom.environment").load_tasks(str(path))
+    basis = [t.evaluation_criteria.reward_basis for t in loaded]
+    assert basis[0] == ["ENV_ASSERTION"] and basis[-1] == ["COMMUNICATE", "ENV_ASSERTION"]  # no DB: see to_tau2_task
+    stricter = 0
+    for blueprint, task in zip(imported + generated, loaded):
+        assert [(a.requestor, a.name) for a in task.evaluation_criteria.actions] == [
+            (a.get("requestor") or "assistant", a["name"]) for a in blueprint["actions"]]
+        assert _tau2_scored(task, blueprint["actions"]) == 1.0 == verify(telecom, blueprint, blueprint["actions"], ["Done."]).reward
+        changed = _changed(blueprint["actions"])
+        if changed is not None:
+            ours, theirs = verify(telecom, blueprint, changed, ["Done."]).reward, _tau2_scored(task, changed)
+            if "generated" in blueprint["id"]:  # ours also compares the final state: never more lenient
+                assert ours <= theirs, blueprint["id"]
+                stricter += ours < theirs
+            else:
+                assert ours == theirs, blueprint["id"]
+    assert stricter  # a changed argument that still passes the assertions fails our state check
