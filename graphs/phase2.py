@@ -42,6 +42,7 @@ from apigen_mt.llm.tool_calling import tool_calling_failure
 from apigen_mt.llm.tracing import run_config
 from apigen_mt.tools.audit.checks import audit_conversation
 from apigen_mt.tools.audit.conversation import from_openai
+from apigen_mt.tools.checks.execution import start_env
 from apigen_mt.tools.executor import run_call
 from apigen_mt.tools.state_diff import canonical_json
 from apigen_mt.tools.verifier import verify
@@ -147,11 +148,12 @@ async def assistant_turn(state: Phase2State, config: RunnableConfig, runtime: Ru
 
 
 def tools(state: Phase2State, config: RunnableConfig) -> dict[str, Any]:
-    """Execute the assistant's calls on the environment rebuilt from this conversation's calls."""
+    """Execute the assistant's calls on the environment rebuilt from this conversation's calls
+    (from the blueprint's initial state; a call the user made runs on their device)."""
     domain = get_domain(state.blueprint["domain"])
-    env = domain.new_env()
+    env, _ = start_env(domain, state.blueprint.get("initial_state"))
     for index, call in enumerate(state.calls):
-        run_call(env, index, call["name"], call["arguments"])
+        run_call(env, index, call["name"], call["arguments"], requestor=call.get("requestor"))
     last = state.messages[-1]
     messages, calls = [], []
     for offset, tool_call in enumerate(last.tool_calls):
