@@ -29,8 +29,7 @@ from typing import Any
 
 from apigen_mt.blueprint import blueprint_json
 from apigen_mt.configuration import Configuration
-from apigen_mt.domains.base import DomainError
-from apigen_mt.domains.registry import get_domain
+from apigen_mt.domains.registry import generating_domain, get_domain
 from apigen_mt.graphs.context import RunContext
 from apigen_mt.llm.accounting import CallRecorder
 from apigen_mt.llm.factory import LLMRuntime
@@ -107,18 +106,6 @@ async def _open_runtime(
     return configuration, runtime
 
 
-def _generating_domain(name: str) -> Any:
-    """The domain called ``name``, if the phases can generate on it (DomainError if not)."""
-    domain = get_domain(name)
-    if domain.user_tools:
-        raise DomainError(
-            f"domain {name!r} has tools of the user's own ({len(domain.user_tools)}: the user acts too), and "
-            "Phase 1 and Phase 2 do not generate dual-control tasks yet. Its environment and tools work "
-            "(apigen-mt check-domain, graph); blueprints with user actions are not supported yet"
-        )
-    return domain
-
-
 async def arun_phase1(
     domain: str,
     n: int,
@@ -143,7 +130,7 @@ async def arun_phase1(
 
     if n < 0:
         raise ValueError(f"n must be >= 0, not {n}")
-    _generating_domain(domain)  # a bad domain fails here, with its own message, before any thread starts
+    generating_domain(domain)  # a bad domain fails here, with its own message, before any thread starts
     phase1 = Phase1Settings.model_validate(dict(settings or {})) if not isinstance(settings, Phase1Settings) else settings
     prefix = id_prefix or domain
     items = [
@@ -340,7 +327,7 @@ async def arun_phase2(
         missing = [k for k in ("id", "domain", "instruction", "actions") if k not in data]
         if missing:
             raise ValueError(f"blueprint {data.get('id', '?')!r} lacks {', '.join(missing)}: give validated blueprints")
-        _generating_domain(data["domain"])
+        generating_domain(data["domain"])
         items.append((f"phase2:{data['id']}", {"blueprint": data}))
     if len({thread for thread, _ in items}) != len(items):
         raise ValueError("blueprint ids must be unique")

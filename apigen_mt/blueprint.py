@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Action(BaseModel):
@@ -30,6 +30,11 @@ class Action(BaseModel):
     arguments: dict[str, Any] = Field(default_factory=dict)
     requestor: Literal["assistant", "user"] | None = None
     """Who makes the call: the assistant (None, the default) or the user on their own device."""
+
+    @field_validator("requestor")
+    @classmethod
+    def _assistant_is_the_default(cls, value: str | None) -> str | None:
+        return None if value == "assistant" else value  # not written out: the JSON stays as before
 
 
 class Blueprint(BaseModel):

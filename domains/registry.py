@@ -41,6 +41,20 @@ BUILTIN: dict[str, tuple[Callable[[], Domain], str]] = {
 BFCL_ENTRY_PREFIX = "bfcl.multi_turn_"
 
 
+def generating_domain(name: str) -> Domain:
+    """The domain called ``name``, if Phase 1 and Phase 2 can generate on it (DomainError if
+    not: a domain where the user acts too, until dual-control blueprints are generated)."""
+    domain = get_domain(name)
+    if domain.user_tools:
+        raise DomainError(
+            f"domain {name!r} has tools of the user's own ({len(domain.user_tools)}: the user acts too), and "
+            "Phase 1 and Phase 2 do not generate dual-control tasks yet. Its environment and tools work "
+            "(apigen-mt check-domain, graph, import-tau2, validate, export); blueprints with user actions "
+            "are not generated yet"
+        )
+    return domain
+
+
 def pool_root(name: str) -> str:
     """The domain whose state pool ``name`` is one state of (``bfcl.ticket@multi_turn_base_23``
     -> ``bfcl.ticket``), else ``name`` itself: reports count a run's states as one domain."""

@@ -30,7 +30,7 @@ from langgraph.runtime import Runtime
 
 from apigen_mt.agents.generator import MAX_ACTIONS, agenerate_blueprint, to_blueprint
 from apigen_mt.agents.instruction_writer import awrite_instruction, to_grounded_blueprint
-from apigen_mt.domains.registry import get_domain
+from apigen_mt.domains.registry import generating_domain, get_domain
 from apigen_mt.tools.checks.execution import execute_blueprint, execution_errors
 from apigen_mt.tools.checks.grounding import required_values
 from apigen_mt.tools.checks.policy import policy_violations
@@ -82,7 +82,7 @@ def prepare(state: Phase1State, config: RunnableConfig, runtime: Runtime[RunCont
     sample the context; resolve the proposer (a grounded request without a clean walk falls
     back to ``llm`` and says so in the context)."""
     settings = Phase1Settings.from_config(config)
-    domain = get_domain(state.domain)
+    domain = generating_domain(state.domain)
     pool = domain.state_pool() if settings.state_pool else []
     if pool:  # the world this blueprint starts in: its domain from here on
         domain = get_domain(pool[_rng(state.seed, "state").randrange(len(pool))])

@@ -36,7 +36,7 @@ from langgraph.runtime import Runtime
 
 from apigen_mt.agents.assistant import aassistant_step, assistant_system_prompt
 from apigen_mt.agents.simulated_user import anext_user_message
-from apigen_mt.domains.registry import get_domain
+from apigen_mt.domains.registry import generating_domain, get_domain
 from apigen_mt.llm.structured import message_text
 from apigen_mt.llm.tool_calling import tool_calling_failure
 from apigen_mt.llm.tracing import run_config
@@ -90,7 +90,9 @@ def detect_stop(messages: list[Any], tool_steps: int, settings: Phase2Settings) 
 
 
 def start_attempt(state: Phase2State) -> dict[str, Any]:
-    """A fresh conversation: no messages, no calls (the environment is the pristine one)."""
+    """A fresh conversation: no messages, no calls (the environment is the blueprint's initial
+    one); a domain whose users act too is refused (not generated on yet)."""
+    generating_domain(state.blueprint["domain"])
     return {
         "attempt": state.attempt + 1,
         "messages": [RemoveMessage(id=REMOVE_ALL_MESSAGES)],

@@ -284,3 +284,13 @@ def test_reasons_are_readable():
     index = DedupIndex()
     index.add("bp-3", _bp("bp-3", LONG))
     assert index.find(_bp("q", _change_word(LONG, 4))).reason().startswith("near-duplicate of bp-3: instruction ")
+
+
+def test_who_acts_and_where_it_starts_are_part_of_the_action_signature():
+    fix = [{"name": "toggle_airplane_mode", "arguments": {}, "requestor": "user"}]
+    plain = {"actions": [{"name": "toggle_airplane_mode", "arguments": {}}]}
+    assert action_signature({"actions": fix}) != action_signature(plain)  # the user's call, not the assistant's
+    broken_apn = {"actions": fix, "initial_state": {"initialization_actions": [{"func_name": "break_apn_settings"}]}}
+    airplane_on = {"actions": fix, "initial_state": {"initialization_actions": [{"func_name": "turn_airplane_mode_on"}]}}
+    assert action_signature(broken_apn) != action_signature(airplane_on)  # one fix, two faults: two tasks
+    assert action_signature({**plain, "initial_state": None}) == action_signature(plain)

@@ -195,3 +195,45 @@ def test_exported_telecom_tasks_load_in_tau2_and_score_as_verified(telecom, tmp_
             else:
                 assert ours == theirs, blueprint["id"]
     assert stricter  # a changed argument that still passes the assertions fails our state check
+
+
+def test_a_built_initial_state_is_shared_by_no_one(telecom):
+    state = tau2_tasks("telecom", "train")[0].initial_state.model_dump(mode="json")
+    first, second = telecom.env_for(state), telecom.env_for(state)  # the second from the cache
+    first.execute_user("toggle_airplane_mode", {})
+    for change in first.changed_records():
+        change.before.clear()  # the caller's own copy: the shared baseline keeps its records
+    assert second.dump() == telecom._build(state).dump() != first.dump()
+    assert not list(second.changed_records())  # changes count from the task's initial state
+
+
+def test_assertions_and_a_state_that_cannot_be_built(telecom):
+    from apigen_mt.tools.verifier import verify
+
+    env = telecom.new_env()
+    assert env.assertion_holds({"env_type": "user", "func_name": "assert_airplane_mode_status",
+                                "arguments": {"expected_status": False}, "assert_value": True})
+    assert not env.assertion_holds({"env_type": "user", "func_name": "assert_airplane_mode_status",
+                                    "arguments": {"expected_status": True}})
+    broken = {"id": "b", "domain": "telecom", "instruction": "x", "actions": [], "outputs": [],
+              "initial_state": {"initialization_actions": [{"env_type": "user", "func_name": "no_such_function"}]}}
+    verdict = verify(telecom, broken, [], [])
+    assert verdict.reward == 0.0 and "initial_state could not be built" in verdict.reasons[0]
+
+
+def test_a_new_bill_gets_the_same_id_on_every_replay(telecom):
+    """tau2 names a new draft bill with uuid4: here each world hands out its own ids, so a
+    refuel for a customer without a draft bill replays to the same state."""
+    from apigen_mt.tools.verifier import verify
+
+    refuel = [{"name": "refuel_data", "arguments": {"customer_id": "C1002", "line_id": "L1004", "gb_amount": 1.0}}]
+    blueprint = {"id": "r", "domain": "telecom", "instruction": "Add 1 GB to line L1004 of customer C1002.",
+                 "actions": refuel, "outputs": []}
+    env = telecom.new_env()
+    env.execute(refuel[0]["name"], refuel[0]["arguments"])
+    new_bills = set(env.dump()["bills"]) - set(telecom.pristine_tables["bills"])
+    assert len(new_bills) == 1  # a draft bill was opened
+    assert verify(telecom, blueprint, refuel, []).reward == 1.0  # the state basis holds: same id twice
+    again = telecom.new_env()
+    again.execute(refuel[0]["name"], refuel[0]["arguments"])
+    assert set(again.dump()["bills"]) - set(telecom.pristine_tables["bills"]) == new_bills

@@ -80,12 +80,16 @@ def _action_dict(action: Any) -> Mapping[str, Any]:
     return {"name": getattr(action, "name", None), "arguments": getattr(action, "arguments", None)}
 
 
-def _canonical_actions(blueprint: Mapping[str, Any]) -> list[list[Any]]:
-    out = []
+def _canonical_actions(blueprint: Mapping[str, Any]) -> list[Any]:
+    """The actions as ``[name, arguments]`` (with ``"user"`` third for the user's own calls),
+    after the blueprint's ``initial_state`` when it has one: the same fix for another fault
+    is another task."""
+    out: list[Any] = []
     for action in blueprint.get("actions") or []:
         action = _action_dict(action)
-        out.append([action.get("name"), action.get("arguments") or {}])
-    return out
+        entry = [action.get("name"), action.get("arguments") or {}]
+        out.append(entry + ["user"] if action.get("requestor") == "user" else entry)
+    return [{"initial_state": blueprint["initial_state"]}, *out] if blueprint.get("initial_state") else out
 
 
 def action_signature(blueprint: Any) -> str:

@@ -5,8 +5,8 @@ the same state as replaying the blueprint's actions on another fresh environment
 the blueprint's initial state, the user's calls on their device included), (b) the
 blueprint's assertions hold after the conversation's calls, and (c) every expected output
 appears in some assistant message; a blueprint's ``reward_basis`` (tau2's ``DB``,
-``ENV_ASSERTION``, ``COMMUNICATE``) names the ones its reward rests on. (b) uses tau2's own rule (case-
-insensitive substring, commas removed from the message) so verdicts agree with tau2's
+``ENV_ASSERTION``, ``COMMUNICATE``) names the ones its reward rests on. (c) uses tau2's own
+rule (case-insensitive substring, commas removed from the message) so verdicts agree with tau2's
 evaluator on its tasks. Calls that errored change nothing, in both replays, as in tau2.
 """
 
@@ -62,9 +62,11 @@ def verify(
 ) -> Verdict:
     """Compare a conversation's effect and words with the blueprint's."""
     data = blueprint_json(blueprint)
-    initial_state = data.get("initial_state")
-    expected = execute_actions(start_env(domain, initial_state)[0], data.get("actions") or []).env
-    actual = execute_actions(start_env(domain, initial_state)[0], tool_calls).env
+    start, problem = start_env(domain, data.get("initial_state"))
+    if problem is not None:  # no world to compare in: nothing is verified
+        return Verdict(reward=0.0, state_match=False, state_differences=[f"initial_state could not be built: {problem}"])
+    expected = execute_actions(start.fork(), data.get("actions") or []).env
+    actual = execute_actions(start, tool_calls).env
     differences = compare_states(expected, actual)
     failed = assertion_errors(actual, data.get("assertions"))
     missing = [output for output in data.get("outputs") or [] if not output_said(output, assistant_messages)]

@@ -53,7 +53,9 @@ def task_to_blueprint(tau2_name: str, task: Any, split: str) -> Blueprint:
         extra["assertions"] = [a.model_dump(mode="json", exclude_none=True) for a in criteria.env_assertions]
     if user_acts and criteria.reward_basis:
         basis = [getattr(kind, "value", str(kind)) for kind in criteria.reward_basis]
-        extra["reward_basis"] = [kind for kind in basis if kind in ("DB", "ENV_ASSERTION", "COMMUNICATE")]
+        kept = [kind for kind in basis if kind in ("DB", "ENV_ASSERTION", "COMMUNICATE")]
+        if kept:  # none of ours (an NL assertion only): the default basis, not an empty one
+            extra["reward_basis"] = kept
     return Blueprint(
         id=f"tau2-{tau2_name}-{task.id}",
         domain=tau2_name,

@@ -14,6 +14,7 @@ the APN, unseat the SIM, use up the data); :meth:`TelecomDomain.env_for` builds 
 
 from __future__ import annotations
 
+import copy
 import datetime
 import functools
 import threading
@@ -23,7 +24,13 @@ from typing import Any
 
 from apigen_mt.domains.base import Domain, DomainError, ToolKind, ToolSpec
 from apigen_mt.domains.tau2bench.runtime import import_tau2
-from apigen_mt.domains.telecom.environment import AGENT_TABLES, TelecomEnvironment, copy_model, state_tables
+from apigen_mt.domains.telecom.environment import (
+    AGENT_TABLES,
+    TelecomEnvironment,
+    copy_model,
+    install_replayable_uuid,
+    state_tables,
+)
 from apigen_mt.tools.json_schema import inline_refs
 from apigen_mt.tools.state_diff import canonical_json
 
@@ -70,7 +77,9 @@ class TelecomDomain(Domain):
         self._db, self._user_db, self._policy, self._tau2_name = _pristine()
         module = import_tau2("domains.telecom.environment")
         self._tau2_class = module.TelecomEnvironment
-        self._agent_toolkit_class = import_tau2("domains.telecom.tools").TelecomTools
+        tools_module = import_tau2("domains.telecom.tools")
+        install_replayable_uuid(tools_module)  # replays of one conversation end in one state
+        self._agent_toolkit_class = tools_module.TelecomTools
         self._user_toolkit_class = import_tau2("domains.telecom.user_tools").TelecomUserTools
         self._tools = _specs(self._agent_toolkit_class(copy_model(self._db)))
         self._user_tools = _specs(self._user_toolkit_class(copy_model(self._user_db)))
@@ -155,7 +164,7 @@ class TelecomDomain(Domain):
         devices = {line["device_id"]: tables["devices"][line["device_id"]] for line in lines.values()
                    if line.get("device_id") in tables["devices"]}
         bills = {key: tables["bills"][key] for key in customer.get("bill_ids") or [] if key in tables["bills"]}
-        return {"customer": customer, "lines": lines, "devices": devices, "bills": bills}
+        return copy.deepcopy({"customer": customer, "lines": lines, "devices": devices, "bills": bills})
 
     def example_blueprints(self) -> list[Any]:
         return []  # telecom blueprints need both sides' actions: not before the dual-control contract

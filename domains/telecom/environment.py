@@ -8,6 +8,9 @@ about 0.1 ms), bound to tau2's own toolkits and to tau2's own ``TelecomEnvironme
 
 from __future__ import annotations
 
+import contextvars
+import copy
+import uuid
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +28,32 @@ USER_TABLE = "phone"
 """The user's side as one table: its ``device`` and its ``surroundings`` (location, line state)."""
 
 
+_ACTING: contextvars.ContextVar["TelecomEnvironment | None"] = contextvars.ContextVar("telecom_acting", default=None)
+
+
+class ReplayableUuid:
+    """Stands in for the ``uuid`` module in tau2's telecom tools (:func:`install_replayable_uuid`).
+
+    tau2 names a new draft bill ``B`` + 8 hex digits of ``uuid4()``: a refuel for a customer
+    without a draft bill ends in a different state on every replay, and two replays of one
+    conversation would never match. Inside one of our calls ``uuid4()`` comes from the
+    environment's own counter (forks carry it), so a replay names the bill as the first run
+    did; anywhere else it is the real one."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(uuid, name)
+
+    def uuid4(self) -> uuid.UUID:
+        env = _ACTING.get()
+        return uuid.uuid4() if env is None else env.next_uuid()
+
+
+def install_replayable_uuid(tools_module: Any) -> None:
+    """Put :class:`ReplayableUuid` in place of ``uuid`` in tau2's telecom tools module (once)."""
+    if not isinstance(getattr(tools_module, "uuid", None), ReplayableUuid):
+        tools_module.uuid = ReplayableUuid()
+
+
 class TelecomEnvironment(Environment):
     """One telecom world: tau2's agent and user toolkits on this environment's own databases."""
 
@@ -32,6 +61,12 @@ class TelecomEnvironment(Environment):
         self.domain = domain
         self._tau2 = domain.tau2_environment(db, user_db)
         self._baseline = baseline if baseline is not None else domain.pristine_tables
+        self._ids = 0  # uuids handed out (ReplayableUuid)
+
+    def next_uuid(self) -> uuid.UUID:
+        """The next id this world hands out: the same on every replay from the same state."""
+        self._ids += 1
+        return uuid.uuid5(uuid.NAMESPACE_URL, f"apigen-mt:telecom:{self._ids}")
 
     def mark_start(self) -> None:
         """Take the current state as where the task starts: changes are counted from it (a
@@ -74,11 +109,14 @@ class TelecomEnvironment(Environment):
         function = getattr(toolkit, name, None) if not name.startswith("_") else None
         if not callable(function):
             raise UnknownToolError(f"{env_type} function {name!r} not found in tau2's telecom toolkit")
+        acting = _ACTING.set(self)
         try:
             result = function(**dict(arguments))
+            self._tau2.sync_tools()
         except Exception as error:  # tau2 raises plain exceptions for scenarios it cannot set
             raise ToolExecutionError(f"{name}: {error or type(error).__name__}") from error
-        self._tau2.sync_tools()
+        finally:
+            _ACTING.reset(acting)
         return to_jsonable(result)
 
     def assertion_holds(self, assertion: Mapping[str, Any]) -> bool:
@@ -91,7 +129,7 @@ class TelecomEnvironment(Environment):
         result = self.fork().run_function(str(assertion.get("env_type") or "assistant"), name, assertion.get("arguments") or {})
         if not isinstance(result, bool):
             raise ArgumentError(f"{name} returned {type(result).__name__}, not a bool")
-        return result == bool(assertion.get("assert_value", True))
+        return result == assertion.get("assert_value", True)  # as tau2 compares it
 
     def _toolkit(self, env_type: str) -> Any:
         if env_type == "user":
@@ -110,19 +148,26 @@ class TelecomEnvironment(Environment):
             raise ArgumentError(f"Invalid arguments for {name}: " + "; ".join(problems))
         arguments = coerce_integers(arguments, spec.parameters)
         toolkit = self._toolkit(requestor)
-        # a toolkit changes only its own database (the sync, after a success, changes the other)
-        saved = None if spec.kind is ToolKind.READ else copy_model(toolkit.db)
+        # A toolkit changes only its own database; the sync, after a success, changes the other.
+        # tau2 keeps what a failed call changed; here a failed call changes nothing (the
+        # contract). No telecom tool is known to change state and then raise: this is a guard.
+        saved = None if spec.kind is ToolKind.READ else (copy_model(toolkit.db), self._ids)
+        acting = _ACTING.set(self)
         try:
             result = toolkit.use_tool(tool_name=name, **arguments)
             self._tau2.sync_tools()
         except Exception as error:  # tau2's business failures are plain exceptions
             if saved is not None:
-                toolkit.db = saved  # a failed call changes nothing, even half-way
+                toolkit.db, self._ids = saved  # a failed call changes nothing, even half-way
             raise ToolExecutionError(str(error) or type(error).__name__) from error
+        finally:
+            _ACTING.reset(acting)
         return to_jsonable(result)
 
     def fork(self) -> "TelecomEnvironment":
-        return TelecomEnvironment(self.domain, copy_model(self.agent_db), copy_model(self.user_db), self._baseline)
+        forked = TelecomEnvironment(self.domain, copy_model(self.agent_db), copy_model(self.user_db), self._baseline)
+        forked._ids = self._ids
+        return forked
 
     def dump(self) -> dict[str, dict[str, Any]]:
         return state_tables(self.agent_db, self.user_db)
@@ -134,8 +179,8 @@ class TelecomEnvironment(Environment):
             before_table = pristine.get(table, {})
             for key in sorted(set(records) | set(before_table)):
                 before, after = before_table.get(key), records.get(key)
-                if before != after:
-                    yield RecordChange(table, key, before, after)
+                if before != after:  # the caller's own copies: the baseline is shared by forks
+                    yield RecordChange(table, key, copy.deepcopy(before), after)
 
     def record(self, table: str, key: str) -> Any:
         return self.dump().get(table, {}).get(key) if isinstance(table, str) and isinstance(key, str) else None
