@@ -98,18 +98,21 @@ class Tau2Domain(Domain):
         return self._dumps[cache_key]
 
     def _build_tool_specs(self) -> list[ToolSpec]:
-        toolkit_module = import_tau2("environment.toolkit")
-        toolkit = self.toolkit_class(self._pristine)
-        kinds = toolkit_module.get_tool_types(toolkit)
-        specs = []
-        for name, tool in toolkit.get_tools().items():
-            function = tool.openai_schema["function"]
-            specs.append(
-                ToolSpec(
-                    name=name,
-                    description=function.get("description", ""),
-                    parameters=inline_refs(function.get("parameters", {"type": "object", "properties": {}})),
-                    kind=_KINDS.get(getattr(kinds[name], "value", str(kinds[name])), ToolKind.OTHER),
-                )
+        return tool_specs(self.toolkit_class(self._pristine))
+
+
+def tool_specs(toolkit: Any) -> list[ToolSpec]:
+    """A tau2 toolkit's tools as specs, with tau2's own read/write marks (its generic tools: other)."""
+    kinds = import_tau2("environment.toolkit").get_tool_types(toolkit)
+    specs = []
+    for name, tool in toolkit.get_tools().items():
+        function = tool.openai_schema["function"]
+        specs.append(
+            ToolSpec(
+                name=name,
+                description=function.get("description", ""),
+                parameters=inline_refs(function.get("parameters", {"type": "object", "properties": {}})),
+                kind=_KINDS.get(getattr(kinds[name], "value", str(kinds[name])), ToolKind.OTHER),
             )
-        return specs
+        )
+    return specs

@@ -22,7 +22,8 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
-from apigen_mt.domains.base import Domain, DomainError, ToolKind, ToolSpec
+from apigen_mt.domains.base import Domain, DomainError, ToolSpec
+from apigen_mt.domains.tau2bench.domain import tool_specs
 from apigen_mt.domains.tau2bench.runtime import import_tau2
 from apigen_mt.domains.telecom.environment import (
     AGENT_TABLES,
@@ -31,10 +32,8 @@ from apigen_mt.domains.telecom.environment import (
     install_replayable_uuid,
     state_tables,
 )
-from apigen_mt.tools.json_schema import inline_refs
 from apigen_mt.tools.state_diff import canonical_json
 
-_KINDS = {"read": ToolKind.READ, "write": ToolKind.WRITE}
 STARTED_CACHE = 256
 """Initial states kept built (each a few kB): verifying a conversation builds its blueprint's twice."""
 POLICY_TYPE = "workflow"
@@ -48,21 +47,6 @@ def _pristine() -> tuple[Any, Any, str, str]:
     module = import_tau2("domains.telecom.environment")
     environment = module.get_environment(policy_type=POLICY_TYPE)
     return environment.tools.db, environment.user_tools.db, environment.get_policy(), environment.get_domain_name()
-
-
-def _specs(toolkit: Any) -> list[ToolSpec]:
-    """A tau2 toolkit's tools as specs, with tau2's own read/write marks."""
-    kinds = import_tau2("environment.toolkit").get_tool_types(toolkit)
-    specs = []
-    for name, tool in toolkit.get_tools().items():
-        function = tool.openai_schema["function"]
-        specs.append(ToolSpec(
-            name=name,
-            description=function.get("description", ""),
-            parameters=inline_refs(function.get("parameters", {"type": "object", "properties": {}})),
-            kind=_KINDS.get(getattr(kinds[name], "value", str(kinds[name])), ToolKind.OTHER),
-        ))
-    return specs
 
 
 class TelecomDomain(Domain):
@@ -81,8 +65,8 @@ class TelecomDomain(Domain):
         install_replayable_uuid(tools_module)  # replays of one conversation end in one state
         self._agent_toolkit_class = tools_module.TelecomTools
         self._user_toolkit_class = import_tau2("domains.telecom.user_tools").TelecomUserTools
-        self._tools = _specs(self._agent_toolkit_class(copy_model(self._db)))
-        self._user_tools = _specs(self._user_toolkit_class(copy_model(self._user_db)))
+        self._tools = tool_specs(self._agent_toolkit_class(copy_model(self._db)))
+        self._user_tools = tool_specs(self._user_toolkit_class(copy_model(self._user_db)))
         self._user_index = {spec.name: spec for spec in self._user_tools}
         self.pristine_tables = state_tables(self._db, self._user_db)
         self._started: OrderedDict[str, TelecomEnvironment] = OrderedDict()  # initial state -> built env
