@@ -2,8 +2,10 @@
 
 A grounded walk (:mod:`apigen_mt.tools.grounded_walk`) never makes a value up: each argument
 is a value the user's records or an earlier output hold, one that the schema itself lists
-(an enum, a quoted choice), or a record seen as it was. Which of them to take is what makes
-the chain read as one task: the order just looked up is the one cancelled.
+(an enum, a quoted choice), a record seen as it was, or, for what no state holds, a value
+the domain lists among the requests its users make (``Domain.stated_arguments``: a password,
+a route; the instruction must then say it). Which of them to take is what makes the chain
+read as one task: the order just looked up is the one cancelled.
 """
 
 from __future__ import annotations
