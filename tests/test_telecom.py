@@ -237,3 +237,15 @@ def test_a_new_bill_gets_the_same_id_on_every_replay(telecom):
     again = telecom.new_env()
     again.execute(refuel[0]["name"], refuel[0]["arguments"])
     assert set(again.dump()["bills"]) - set(telecom.pristine_tables["bills"]) == new_bills
+
+
+def test_a_copy_of_a_tau2_test_task_is_flagged_and_the_same_fix_for_another_fault_is_not():
+    from apigen_mt.domains.tau2bench.tasks import task_to_blueprint
+    from apigen_mt.tools.contamination import contamination_flags
+
+    task = tau2_tasks("telecom", "test")[0]
+    copied = {**task_to_blueprint("telecom", task, "test").to_json(), "id": "copy", "instruction": "My phone has no data."}
+    assert "copy" in contamination_flags([copied], "telecom")
+    other = next(t for t in tau2_tasks("telecom", "train") if t.initial_state != task.initial_state)
+    elsewhere = {**copied, "id": "elsewhere", "initial_state": other.initial_state.model_dump(mode="json", exclude_none=True)}
+    assert "elsewhere" not in contamination_flags([elsewhere], "telecom")

@@ -17,12 +17,13 @@ from apigen_mt.tools.dedup import DEFAULT_THRESHOLD, DedupIndex
 
 __all__ = ["ContaminationGuard", "benchmark_test_blueprints", "contamination_flags", "guard_for"]
 
-TAU2_DOMAINS = ("retail", "airline")
+TAU2_DOMAINS = ("retail", "airline", "telecom")
 
 
 def benchmark_test_blueprints(domain: str) -> list[dict[str, Any]]:
-    """The held-out test tasks of ``domain`` as blueprints: tau2's test split for retail and
-    airline; for a BFCL domain, BFCL's multi-turn entries (all test data, see
+    """The held-out test tasks of ``domain`` as blueprints: tau2's test split for retail,
+    airline and telecom (a telecom task's actions count with who makes them and the fault it
+    starts from: the same fix for another fault is another task); for a BFCL domain, BFCL's multi-turn entries (all test data, see
     :mod:`apigen_mt.domains.bfcl.contamination`)."""
     if domain in TAU2_DOMAINS:
         from apigen_mt.domains.tau2bench.tasks import tau2_blueprints
