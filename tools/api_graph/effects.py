@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from apigen_mt.domains.base import Domain, Environment, ToolKind, ToolSpec
@@ -94,15 +94,15 @@ def fresh_reads(domain: Domain, tools: Mapping[str, ToolSpec], rng: random.Rando
 
 
 def effect_edges(
-    domain: Domain, tools: dict[str, ToolSpec], writes: Iterable[str], fresh: FreshReads | None = None
+    domain: Domain, tools: dict[str, ToolSpec], writes: Iterable[str], fresh: Callable[[], FreshReads] | None = None
 ) -> dict[tuple[str, str], int]:
     """``(read, write) -> how many of the write's successful probe calls changed the read's
-    output``; ``fresh``: the fresh reads, when the caller has them already."""
+    output``; ``fresh``: gives the fresh reads (the caller's, shared with other probes)."""
     writes = [name for name in writes if name in tools and tools[name].kind == ToolKind.WRITE]
     if not writes:
         return {}
     rng = random.Random(0)
-    env, pool, shown = fresh or fresh_reads(domain, tools, rng)
+    env, pool, shown = fresh() if fresh is not None else fresh_reads(domain, tools, rng)
     pristine = state_hash(env)
     effects: dict[tuple[str, str], int] = defaultdict(int)
     for name in writes:

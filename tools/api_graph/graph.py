@@ -7,6 +7,7 @@ entry points mark where walks may start.
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import weakref
@@ -100,7 +101,7 @@ def build_api_graph(
     """
     tools = chain_tools(domain)
     obs = collect_observations(domain, probe_users, probe_rounds)
-    fresh = fresh_reads(domain, tools, random.Random(0))  # what the write probes run against
+    fresh = functools.cache(lambda: fresh_reads(domain, tools, random.Random(0)))  # once, if a probe needs it
     preconditions = probe_writes(domain, tools, obs, fresh)
     accept_calls = accept_probe(domain, obs, max_accept_calls) if max_accept_calls else 0
     graph = ApiGraph(

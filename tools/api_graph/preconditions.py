@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import random
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,11 +66,11 @@ class _Probed:
 
 
 def probe_writes(
-    domain: Domain, tools: dict[str, ToolSpec], obs: Observations, fresh: FreshReads | None = None
+    domain: Domain, tools: dict[str, ToolSpec], obs: Observations, fresh: Callable[[], FreshReads] | None = None
 ) -> dict[tuple[str, str], Precondition]:
     """``(source write, target write) -> Precondition`` for the unseen writes (see the module
-    docstring); records every successful write call in ``obs``. ``fresh``: the fresh reads,
-    when the caller has them already."""
+    docstring); records every successful write call in ``obs``. ``fresh``: gives the fresh
+    reads (the caller's, shared with other probes)."""
     unseen = [
         spec.name for spec in tools.values()
         if spec.kind == ToolKind.WRITE and not (obs.outputs.get(spec.name) and obs.outputs[spec.name].count)
@@ -77,7 +78,7 @@ def probe_writes(
     if not unseen:
         return {}
     rng = random.Random(0)
-    env, pool, _ = fresh or fresh_reads(domain, tools, rng)
+    env, pool, _ = fresh() if fresh is not None else fresh_reads(domain, tools, rng)
     requests = domain.stated_arguments or {}
     edges: dict[tuple[str, str], Precondition] = defaultdict(Precondition)
     level = [_Probed(None, env, pool, {name: False for name in unseen})]
