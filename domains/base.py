@@ -256,8 +256,13 @@ class Domain(ABC):
         return self.new_env()
 
     def user_tool(self, name: str) -> ToolSpec | None:
-        """The spec of one of the user's tools, or None."""
-        return next((spec for spec in self.user_tools if spec.name == name), None) if isinstance(name, str) else None
+        """The spec of one of the user's tools, or None (indexed once, as :meth:`tool`)."""
+        if not isinstance(name, str):
+            return None
+        index = self.__dict__.get("_user_tool_index")
+        if index is None:
+            index = self.__dict__["_user_tool_index"] = {t.name: t for t in self.user_tools}
+        return index.get(name)
 
     @property
     def user_tools(self) -> list[ToolSpec]:

@@ -67,7 +67,6 @@ class TelecomDomain(Domain):
         self._user_toolkit_class = import_tau2("domains.telecom.user_tools").TelecomUserTools
         self._tools = tool_specs(self._agent_toolkit_class(copy_model(self._db)))
         self._user_tools = tool_specs(self._user_toolkit_class(copy_model(self._user_db)))
-        self._user_index = {spec.name: spec for spec in self._user_tools}
         self.pristine_tables = state_tables(self._db, self._user_db)
         self._started: OrderedDict[str, TelecomEnvironment] = OrderedDict()  # initial state -> built env
         self._started_lock = threading.Lock()
@@ -86,9 +85,6 @@ class TelecomDomain(Domain):
     def user_tools(self) -> list[ToolSpec]:
         """The user's tools: what they can do on their phone."""
         return self._user_tools
-
-    def user_tool(self, name: str) -> ToolSpec | None:
-        return self._user_index.get(name) if isinstance(name, str) else None
 
     def new_env(self) -> TelecomEnvironment:
         return TelecomEnvironment(self, copy_model(self._db), copy_model(self._user_db))
